@@ -1,0 +1,3 @@
+from shopsync.cli import main
+
+raise SystemExit(main())
