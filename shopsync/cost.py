@@ -93,7 +93,7 @@ class _Coster:
         return False
 
     def arg(self, node: FieldNode, name: str) -> Any:
-        for a in node.arguments:
+        for a in node.arguments or ():
             if a.name.value == name:
                 return value_from_ast_untyped(a.value, self.variables)
         return None

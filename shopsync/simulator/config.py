@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shopsync import API_VERSION
+from shopsync.errors import ConfigError
+
+#: Whole-shop answers a shop can be switched to: frozen, missing scope, locked.
+SHOP_STATUSES = frozenset({402, 403, 423})
+#: ``BulkOperationErrorCode`` values the bulk-failure fault can produce.
+BULK_FAILURES = ("INTERNAL_SERVER_ERROR", "TIMEOUT")
 
 #: Bucket size and restore rate (points/second) per plan. Current docs give the restore rates;
 #: bucket sizes follow the observed 20× rule (shopify-api-facts §2).
@@ -64,17 +70,24 @@ class FaultConfig:
     malformed_body: float = 0.0  # not JSON at all
     bulk_fail: str | None = None  # "INTERNAL_SERVER_ERROR" (with partial data) or "TIMEOUT"
     bulk_fail_after: float = 0.5  # fraction of the objects exported before the failure
+    bulk_fail_count: int | None = None  # fail only the next N bulk operations (None: every one)
     download_cut: float = 0.0  # probability a result download is cut off mid-file
     download_cut_at: float = 0.5  # fraction of the remaining bytes sent before the cut
+    download_cut_count: int | None = None  # cut only the next N downloads (None: no limit)
+    #: Seed of the fault dice (None: the data seed), so a fault sequence is reproducible.
+    seed: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class SimConfig:
+    """One simulated shop: its data, plan, rates, tokens and faults (see README "The simulated shop")."""
+
     shop_name: str = "sim"
     api_version: str = API_VERSION
-    access_tokens: tuple[str, ...] = ("shpat_simulated_token",)
+    # Tokens and the client secret stay out of reprs (they are secrets to the client under test).
+    access_tokens: tuple[str, ...] = field(default=("shpat_simulated_token",), repr=False)
     client_id: str | None = "sim-client-id"
-    client_secret: str | None = "sim-client-secret"
+    client_secret: str | None = field(default="sim-client-secret", repr=False)
     issued_token_ttl: float = 86_400.0  # seconds a client-credentials token lives
     plan: str = "standard"
     maximum_available: float | None = None  # overrides the plan's bucket size
@@ -82,14 +95,36 @@ class SimConfig:
     #: Multiplies every simulated rate (bucket restore, mutator, bulk progress) and divides the
     #: simulated delays, so tests run fast. Reported ``restoreRate`` is the effective rate.
     time_scale: float = 1.0
-    index_lag: float = 2.0  # seconds before search filters see a record's new updatedAt
+    index_lag: float = 2.0  # simulated seconds (÷ time_scale) before search filters see a change
     bulk_objects_per_second: float = 20_000.0  # bulk export speed (times time_scale)
     bulk_url_ttl: float = 7 * 86_400.0
     max_concurrent_bulk: int = 5
     status_override: int | None = None  # 402 (frozen), 403 (missing scope), 423 (locked)
+    #: Scopes granted to the app (sent back by the client-credentials grant).
+    scopes: tuple[str, ...] = (
+        "read_orders",
+        "read_all_orders",
+        "read_products",
+        "read_customers",
+        "read_inventory",
+        "read_locations",
+    )
+    #: Versions served as asked; any other ``YYYY-MM``/``unstable`` falls forward to ``api_version``.
+    supported_versions: tuple[str, ...] = (API_VERSION,)
+    bulk_cancel_delay: float = 1.0  # simulated seconds spent in CANCELING (divided by time_scale)
     data: DataConfig = field(default_factory=DataConfig)
     mutator: MutatorConfig = field(default_factory=MutatorConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def __post_init__(self) -> None:
+        if self.plan not in PLANS:
+            raise ConfigError(f"simulator: unknown plan {self.plan!r} (one of {', '.join(PLANS)})")
+        if self.time_scale <= 0:
+            raise ConfigError(f"simulator: time_scale must be > 0, not {self.time_scale}")
+        if self.status_override not in (None, *SHOP_STATUSES):
+            raise ConfigError(f"simulator: status_override must be one of {sorted(SHOP_STATUSES)}")
+        if self.faults.bulk_fail not in (None, *BULK_FAILURES):
+            raise ConfigError(f"simulator: bulk_fail must be one of {', '.join(BULK_FAILURES)}")
 
     @property
     def domain(self) -> str:

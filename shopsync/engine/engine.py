@@ -1,0 +1,407 @@
+"""The sync engine: runs every (shop, resource) stream up to "now" and reports how it went.
+
+One stream's run:
+
+1. Load its state. A window left in flight by an earlier process (and any bulk operation it
+   started) is resumed where it stopped; otherwise the next window is ``[watermark − overlap,
+   now − safety margin]`` (shopsync.engine.windows).
+2. Pick the path: bulk for a backfill or a window Shopify counts above ``bulk_threshold``,
+   paginated otherwise (``[sync] path`` can force one).
+3. Read the window, committing records and cursor together page by page (paginated.py) or file
+   batch by batch (bulk.py).
+4. Guards: the records read are compared with Shopify's count for the same filter (paginated) or
+   the operation's ``rootObjectCount`` (bulk); a shortfall is logged, counted and the window read
+   again — never accepted.
+5. Commit the watermark (the window's end), then record deletions from ``destroy`` events.
+
+Every shop's streams share that shop's client and cost budget; shops are independent of each
+other, so one shop failing never stalls another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from shopsync.client.auth import ClientCredentialsToken, StaticToken
+from shopsync.client.budget import CostBudget
+from shopsync.client.graphql import ShopClient, make_session
+from shopsync.client.retry import RetryPolicy
+from shopsync.engine import bulk, paginated
+from shopsync.engine.context import EngineObserver, NullObserver, ShopRuntime, StreamContext
+from shopsync.engine.windows import Window, choose_path, next_window
+from shopsync.errors import IntegrityError, ShopsyncError, ShopUnavailableError
+from shopsync.queries import Resource, builder
+from shopsync.state.models import Deletion, StreamState
+from shopsync.timeutil import format_ts, from_epoch, parse_ts
+
+log = logging.getLogger(__name__)
+
+#: Times a window is read again after its count guard failed, before the stream fails loudly.
+MAX_COUNT_RETRIES = 2
+#: Suffix of the state row that tracks a resource's deletion events.
+DELETIONS_SUFFIX = "@deletions"
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    shop: str
+    resource: str
+    ok: bool
+    records: int = 0
+    path: str | None = None
+    watermark: str | None = None
+    error: str | None = None
+    parked: bool = False
+
+
+@dataclass(frozen=True)
+class ShopReport:
+    shop: str
+    requests: int
+    throttled: int
+    points_requested: float
+    points_spent: float
+    utilisation: float
+
+    @property
+    def throttled_ratio(self) -> float:
+        return self.throttled / self.requests if self.requests else 0.0
+
+
+@dataclass
+class SyncReport:
+    streams: list[StreamResult] = field(default_factory=list)
+    shops: list[ShopReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.streams)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def failures(self) -> list[StreamResult]:
+        return [s for s in self.streams if not s.ok]
+
+
+class _CountingObserver:
+    """Tallies records per stream for the report, then forwards to the caller's observer."""
+
+    def __init__(self, inner: EngineObserver) -> None:
+        self.inner = inner
+        self.records: dict[tuple[str, str], int] = {}
+
+    def on_records(self, shop: str, resource: str, path: str, count: int) -> None:
+        self.records[(shop, resource)] = self.records.get((shop, resource), 0) + count
+        self.inner.on_records(shop, resource, path, count)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+class SyncEngine:
+    """Owns the HTTP session and one :class:`ShopRuntime` per shop; runs streams on demand.
+
+    Use as an async context manager. ``run_once()`` syncs everything once (``shopsync sync``); the
+    daemon calls :meth:`sync_stream` from its scheduler.
+    """
+
+    def __init__(
+        self,
+        settings: Any,
+        state_store: Any,
+        *,
+        work_dir: Path,
+        observer: EngineObserver | None = None,
+        request_observer: Any = None,
+        session: Any = None,
+        clock=time.time,
+        sleep=asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.state_store = state_store
+        self.work_dir = work_dir
+        self.observer = _CountingObserver(observer or NullObserver())
+        self.request_observer = request_observer
+        self._session = session
+        self._owns_session = session is None
+        self.clock = clock
+        self.sleep = sleep
+        self._runtimes: dict[str, ShopRuntime] = {}
+        self._shop_configs: dict[str, Any] = {}
+
+    async def __aenter__(self) -> SyncEngine:
+        if self._session is None:
+            sync = self.settings.sync
+            self._session = make_session(sync.max_connections, sync.request_timeout.total_seconds())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- per-shop runtime -----------------------------------------------------------------------
+    def runtime(self, shop: Any) -> ShopRuntime:
+        """The shop's client and budget, created on first use and kept while its config is the same."""
+        existing = self._runtimes.get(shop.name)
+        if existing is not None and self._shop_configs.get(shop.name) == shop:
+            return existing
+        sync = self.settings.sync
+        budget = CostBudget()
+        if shop.access_token is not None:
+            tokens = StaticToken(shop.access_token.reveal())
+        else:
+            tokens = ClientCredentialsToken(
+                self._session, shop.token_url, shop.client_id.reveal(), shop.client_secret.reveal()
+            )
+        client = ShopClient(
+            shop=shop.name,
+            api_url=shop.api_url,
+            api_version=self.settings.api_version,
+            session=self._session,
+            budget=budget,
+            tokens=tokens,
+            retry=RetryPolicy(
+                max_attempts=sync.max_attempts,
+                base=sync.backoff_base.total_seconds(),
+                cap=sync.backoff_cap.total_seconds(),
+            ),
+            observer=self.request_observer,
+            request_timeout=sync.request_timeout.total_seconds(),
+            sleep=self.sleep,
+        )
+        runtime = ShopRuntime(
+            name=shop.name, client=client, budget=budget, bulk_slots=asyncio.Semaphore(sync.max_concurrent_bulk)
+        )
+        self._runtimes[shop.name] = runtime
+        self._shop_configs[shop.name] = shop
+        return runtime
+
+    def forget_shop(self, name: str) -> None:
+        self._runtimes.pop(name, None)
+        self._shop_configs.pop(name, None)
+
+    def shop_report(self, name: str) -> ShopReport | None:
+        runtime = self._runtimes.get(name)
+        if runtime is None:
+            return None
+        snap = runtime.budget.snapshot()
+        return ShopReport(
+            shop=name,
+            requests=snap.requests,
+            throttled=snap.throttled,
+            points_requested=snap.points_requested,
+            points_spent=snap.points_spent,
+            utilisation=runtime.budget.utilisation(),
+        )
+
+    # -- running --------------------------------------------------------------------------------
+    async def run_once(self, shops: Iterable[Any] | None = None) -> SyncReport:
+        """Sync every resource of every shop up to now, concurrently; never raises for a stream."""
+        shops = list(shops if shops is not None else self.settings.shops)
+        results = await asyncio.gather(*(self._sync_shop(shop) for shop in shops))
+        report = SyncReport()
+        for shop, streams in zip(shops, results, strict=True):
+            report.streams.extend(streams)
+            shop_report = self.shop_report(shop.name)
+            if shop_report is not None:
+                report.shops.append(shop_report)
+        return report
+
+    async def _sync_shop(self, shop: Any) -> list[StreamResult]:
+        resources = [self.settings.resources[name] for name in shop.resources]
+        return list(await asyncio.gather(*(self.sync_stream(shop, r) for r in resources)))
+
+    async def sync_stream(self, shop: Any, resource: Resource, *, priority: int | None = None) -> StreamResult:
+        """Bring one stream up to now. Errors are recorded in its state and returned, not raised."""
+        runtime = self.runtime(shop)
+        label = f"{shop.name}/{resource.name}"
+        try:
+            return await self._sync_stream(shop, runtime, resource, priority)
+        except ShopsyncError as exc:
+            parked = isinstance(exc, ShopUnavailableError)
+            message = f"{type(exc).__name__}: {exc}"
+            log.error("%s: sync failed: %s", label, exc)
+            await self._record_error(shop.name, resource.name, message)
+            return StreamResult(shop=shop.name, resource=resource.name, ok=False, error=message, parked=parked)
+
+    async def _record_error(self, shop: str, resource: str, message: str) -> None:
+        # Re-read the committed state so that recording the error changes nothing but the error.
+        try:
+            state = await self.state_store.get_stream(shop, resource) or StreamState(shop=shop, resource=resource)
+            await self.state_store.save_stream(replace(state, last_error=message, last_error_at=self._now_ts()))
+        except ShopsyncError as exc:
+            log.error("%s/%s: could not record the error in the state store: %s", shop, resource, exc)
+
+    def _now_ts(self) -> str:
+        return format_ts(from_epoch(self.clock()))
+
+    def _context(self, runtime: ShopRuntime, resource: Resource, priority: int) -> StreamContext:
+        return StreamContext(
+            shop=runtime,
+            resource=resource,
+            state_store=self.state_store,
+            settings=self.settings.sync,
+            session=self._session,
+            work_dir=self.work_dir,
+            observer=self.observer,
+            priority=priority,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+
+    async def _sync_stream(self, shop: Any, runtime: ShopRuntime, resource: Resource, priority: int | None) -> StreamResult:
+        sync = self.settings.sync
+        state = await self.state_store.get_stream(shop.name, resource.name)
+        if state is None:
+            state = StreamState(shop=shop.name, resource=resource.name)
+        if priority is None:
+            # Incremental work goes before a backfill in the same shop's budget.
+            priority = 1 if state.watermark is None else 0
+        ctx = self._context(runtime, resource, priority)
+        before = self.observer.records.get((shop.name, resource.name), 0)
+
+        if state.window_end is None:
+            window = self._next_window(shop, resource, state)
+            if window is None:
+                return StreamResult(shop=shop.name, resource=resource.name, ok=True, watermark=state.watermark)
+            path = await self._choose_path(ctx, state, window)
+            state = replace(
+                state,
+                window_start=format_ts(window.start) if window.start else None,
+                window_end=format_ts(window.end),
+                path=path,
+                cursor=None,
+                records_in_window=0,
+                bulk_operation_id=None,
+            )
+            await self.state_store.save_stream(state)
+        else:
+            log.info("%s: resuming the %s window left in flight (%s .. %s)", ctx.label, state.path, state.window_start, state.window_end)
+
+        window_start, window_end, path = state.window_start, state.window_end, state.path
+        search = builder.window_search(_ts(window_start), parse_ts(window_end)) if resource.incremental else None
+        for attempt in range(MAX_COUNT_RETRIES + 1):
+            if path == "bulk":
+                state = await bulk.read_window(ctx, state)
+                break
+            state = await paginated.read_window(ctx, state, search)
+            shortfall = await self._count_shortfall(ctx, state, search)
+            if shortfall is None:
+                break
+            ctx.observer.on_guard_mismatch(shop.name, resource.name, "count")
+            if attempt == MAX_COUNT_RETRIES:
+                raise IntegrityError(f"{ctx.label}: {shortfall}; the window was read {attempt + 1} times")
+            log.warning("%s: %s; reading the window again", ctx.label, shortfall)
+            state = replace(state, cursor=None, records_in_window=0)
+            await self.state_store.save_stream(state)
+
+        state = replace(
+            state,
+            watermark=window_end,
+            window_start=None,
+            window_end=None,
+            cursor=None,
+            path=None,
+            bulk_operation_id=None,
+            records_in_window=0,
+            last_success_at=self._now_ts(),
+            last_error=None,
+            last_error_at=None,
+        )
+        await self.state_store.commit(state)
+        ctx.observer.on_checkpoint(shop.name, resource.name, window_end)
+        await self._sync_deletions(ctx, shop, resource)
+        records = self.observer.records.get((shop.name, resource.name), 0) - before
+        return StreamResult(shop=shop.name, resource=resource.name, ok=True, records=records, path=path, watermark=window_end)
+
+    def _next_window(self, shop: Any, resource: Resource, state: StreamState) -> Window | None:
+        sync = self.settings.sync
+        now = from_epoch(self.clock())
+        if not resource.incremental:
+            # Full-refresh resources are read whole every run, up to the same safety margin.
+            return Window(None, now - sync.safety_margin)
+        return next_window(
+            _ts(state.watermark),
+            now,
+            safety_margin=sync.safety_margin,
+            overlap=sync.overlap,
+            start_date=shop.start_date,
+        )
+
+    async def _choose_path(self, ctx: StreamContext, state: StreamState, window: Window) -> str:
+        forced = getattr(self.settings.sync, "path", "auto")
+        if not ctx.resource.incremental:
+            return "paginated"
+        if forced in ("bulk", "paginated"):
+            return forced
+        backfill = state.watermark is None
+        estimate = None
+        if not backfill and ctx.resource.count_field:
+            estimate = await self._count(ctx, builder.window_search(window.start, window.end))
+        return choose_path(estimate, threshold=self.settings.sync.bulk_threshold, is_backfill=backfill)
+
+    async def _count(self, ctx: StreamContext, search: str | None) -> int | None:
+        document = builder.count_query(ctx.resource)
+        if document is None:
+            return None
+        response = await ctx.shop.client.execute(document, {"query": search}, priority=ctx.priority)
+        return int(response.data[ctx.resource.count_field]["count"])
+
+    async def _count_shortfall(self, ctx: StreamContext, state: StreamState, search: str | None) -> str | None:
+        """Compare what the window delivered with Shopify's count for the same filter.
+
+        Records updated while the window was read move past its end (their new ``updatedAt`` is
+        "now"), so Shopify may count *fewer* than we read; it can never rightly count more.
+        """
+        if not ctx.resource.count_field or not ctx.resource.incremental or ctx.resource.parent_field:
+            return None
+        counted = await self._count(ctx, search)
+        if counted is None or counted <= state.records_in_window:
+            return None
+        return f"Shopify counts {counted} records in the window but {state.records_in_window} were read"
+
+    async def _sync_deletions(self, ctx: StreamContext, shop: Any, resource: Resource) -> None:
+        """Mark records deleted from the shop, from ``destroy`` events since the last look."""
+        if not resource.deletion_subject:
+            return
+        key = resource.name + DELETIONS_SUFFIX
+        dstate = await self.state_store.get_stream(shop.name, key) or StreamState(shop=shop.name, resource=key)
+        sync = self.settings.sync
+        end = from_epoch(self.clock()) - sync.safety_margin
+        since = _ts(dstate.watermark)
+        if since is not None:
+            since = since - sync.overlap
+        search = builder.deletion_search(resource.deletion_subject, since, end)
+        document = builder.deletions_query()
+        after = None
+        while True:
+            response = await ctx.shop.client.execute(document, {"first": 250, "after": after, "query": search}, priority=ctx.priority)
+            conn = response.data["events"]
+            deletions = [
+                Deletion(shop=shop.name, resource=resource.name, id=node["subjectId"], deleted_at=node["createdAt"])
+                for node in (edge["node"] for edge in conn["edges"])
+                if node.get("action") == "destroy" and node.get("subjectId")
+            ]
+            has_next = conn["pageInfo"]["hasNextPage"]
+            if deletions or not has_next:
+                done = not has_next
+                new_state = replace(dstate, watermark=format_ts(end) if done else dstate.watermark, last_success_at=self._now_ts())
+                await self.state_store.commit(new_state, deletions=deletions)
+                dstate = new_state
+            if not has_next:
+                return
+            after = conn["pageInfo"]["endCursor"]
+
+
+def _ts(value: str | None) -> datetime | None:
+    return parse_ts(value) if value else None

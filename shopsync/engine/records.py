@@ -1,0 +1,185 @@
+"""Normalising API nodes into sink records (pure).
+
+A record is the node's fields as Shopify returns them with every nested connection replaced by the
+complete list of its nodes under the field name (docs/ARCHITECTURE.md, "Sink record shape"). A
+paginated page may hold only the first page of a nested connection; :func:`normalize_node` says
+which ones need draining (:class:`PendingDrain`), and :func:`append_drained` merges each page a
+drain query returns. The bulk path builds the same shape from JSONL
+(:mod:`shopsync.engine.reassembly`); :func:`serialize` gives both the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from shopsync.errors import IntegrityError
+from shopsync.queries import NestedConnection, Resource
+from shopsync.timeutil import parse_ts
+
+#: Path to a list inside a record: field names and list indexes, e.g. ``("lineItems", 3, "taxLines")``.
+RecordPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingDrain:
+    """A nested connection whose first page did not hold every node.
+
+    ``parent_id`` is the node that owns the connection (the ``$id`` of the drain query), ``after``
+    the cursor to continue from, ``record_path`` where the list lives in the record.
+    """
+
+    parent_id: str
+    nested: NestedConnection
+    after: str
+    record_path: RecordPath
+
+    def variables(self, first: int) -> dict[str, Any]:
+        """The variables of :func:`shopsync.queries.builder.drain_query` for the next page."""
+        return {"id": self.parent_id, "first": first, "after": self.after}
+
+
+def connection_nodes(value: Any, where: str = "connection") -> list[dict]:
+    """The nodes of a connection value in either form (``edges { node }`` or ``nodes``)."""
+    if value is None:
+        return []
+    if isinstance(value, list):  # already normalised
+        return value
+    if not isinstance(value, Mapping):
+        raise IntegrityError(f"{where}: expected a connection object, got {type(value).__name__}")
+    if "edges" in value:
+        return [edge["node"] for edge in value["edges"] or () if edge and edge.get("node") is not None]
+    if "nodes" in value:
+        return [n for n in value["nodes"] or () if n is not None]
+    raise IntegrityError(f"{where}: a connection without edges or nodes")
+
+
+def _next_cursor(value: Any, where: str) -> str | None:
+    """``endCursor`` when the connection has more pages, else ``None``."""
+    if not isinstance(value, Mapping):
+        return None
+    page_info = value.get("pageInfo") or {}
+    if not page_info.get("hasNextPage"):
+        return None
+    cursor = page_info.get("endCursor")
+    if not cursor:
+        raise IntegrityError(f"{where}: hasNextPage is true but endCursor is missing")
+    return cursor
+
+
+def _normalize_into(
+    obj: dict,
+    nested: Sequence[NestedConnection],
+    path: RecordPath,
+    pending: list[PendingDrain],
+) -> None:
+    for nc in nested:
+        value = obj.get(nc.field)
+        where = ".".join(str(p) for p in (*path, nc.field))
+        nodes = []
+        for i, child in enumerate(connection_nodes(value, where)):
+            child = dict(child)
+            if nc.children:
+                _normalize_into(child, nc.children, (*path, nc.field, i), pending)
+            nodes.append(child)
+        # A missing connection becomes [] so the record has the same keys on both paths.
+        obj[nc.field] = nodes
+        cursor = _next_cursor(value, where)
+        if cursor is not None:
+            pending.append(
+                PendingDrain(parent_id=record_id(obj), nested=nc, after=cursor, record_path=(*path, nc.field))
+            )
+
+
+def normalize_node(node: Mapping[str, Any], resource: Resource) -> tuple[dict, list[PendingDrain]]:
+    """``node`` (from a page's ``edges[].node``) as a record, and the connections left to drain.
+
+    The input is not modified. Depth-1 drains come before the depth-2 drains of their children.
+    """
+    record = dict(node)
+    pending: list[PendingDrain] = []
+    _normalize_into(record, resource.nested, (), pending)
+    pending.sort(key=lambda d: d.nested.depth)
+    return record, pending
+
+
+def _locate(record: dict, path: RecordPath) -> list:
+    target: Any = record
+    for step in path:
+        target = target[step]
+    if not isinstance(target, list):
+        raise IntegrityError(f"{'.'.join(map(str, path))} is not a list in the record")
+    return target
+
+
+def append_drained(record: dict, drain: PendingDrain, page: Mapping[str, Any] | Sequence[dict]) -> list[PendingDrain]:
+    """Append one page of a drained connection to the list ``drain`` refers to.
+
+    ``page`` is what the drain query returned under ``data.node.<field>`` (a connection with
+    ``edges``/``nodes``) or an already normalised list of nodes. Returns the depth-2 connections of
+    the appended nodes that have more pages. Continuing *this* connection (its ``pageInfo``) is
+    the caller's loop: see :func:`next_page` (or ``drain.after`` replaced by ``endCursor``).
+    """
+    target = _locate(record, drain.record_path)
+    where = ".".join(map(str, drain.record_path))
+    start = len(target)
+    pending: list[PendingDrain] = []
+    appended = []
+    for i, child in enumerate(connection_nodes(page, where)):
+        child = dict(child)
+        if drain.nested.children:
+            _normalize_into(child, drain.nested.children, (*drain.record_path, start + i), pending)
+        appended.append(child)
+    target.extend(appended)
+    return pending
+
+
+def next_page(drain: PendingDrain, page: Mapping[str, Any]) -> PendingDrain | None:
+    """The same drain continued after ``page``, or ``None`` if ``page`` was its last."""
+    cursor = _next_cursor(page, ".".join(map(str, drain.record_path)))
+    return replace(drain, after=cursor) if cursor is not None else None
+
+
+def record_id(data: Mapping[str, Any]) -> str:
+    """The record's GID."""
+    value = data.get("id")
+    if not isinstance(value, str) or not value:
+        raise IntegrityError(f"record without an id: {sorted(data)[:8]}")
+    return value
+
+
+def record_updated_at(data: Mapping[str, Any]) -> datetime | None:
+    """The record's ``updatedAt`` as an aware UTC datetime, or ``None`` if it has none."""
+    value = data.get("updatedAt")
+    return parse_ts(value) if value else None
+
+
+def serialize(data: Mapping[str, Any]) -> bytes:
+    """The canonical sink text of a record: JSON with sorted keys (same bytes on both paths)."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def gid_type(gid: str) -> str | None:
+    """The type part of a Shopify GID (``gid://shopify/LineItem/1`` → ``LineItem``)."""
+    parts = gid.split("/", 4)  # ["gid:", "", "shopify", "LineItem", "1"]
+    if len(parts) < 5 or parts[0] != "gid:" or parts[1]:
+        return None
+    return parts[3]
+
+
+__all__ = [
+    "PendingDrain",
+    "RecordPath",
+    "append_drained",
+    "connection_nodes",
+    "gid_type",
+    "next_page",
+    "normalize_node",
+    "record_id",
+    "record_updated_at",
+    "serialize",
+]

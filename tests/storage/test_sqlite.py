@@ -1,0 +1,188 @@
+"""SQLite specifics: pragmas, schema versions, table layout, one-transaction atomicity, errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from shopsync.errors import StorageError
+from shopsync.sinks.sqlite import SqliteSink, quote_ident
+from shopsync.state import Record, StreamState
+from shopsync.state.sqlite import STATE_SCHEMA_VERSION, SqliteDatabase, SqliteStateStore
+from shopsync.storage import open_storage
+
+
+def rec(i: int, ts: str = "2026-01-01T00:00:00Z", resource: str = "orders") -> Record:
+    return Record(shop="acme", resource=resource, id=f"gid://shopify/Order/{i}", updated_at=ts, data={"i": i})
+
+
+def rows(path: Path, table: str = "orders") -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            f'SELECT shop, id, updated_at, data, deleted_at FROM "{table}" ORDER BY id'
+        ).fetchall()
+
+
+async def test_pragmas_wal_full_sync(tmp_path: Path) -> None:
+    db = SqliteDatabase(tmp_path / "s.db")
+    await db.open()
+    try:
+        got = await db.run(
+            lambda c: (
+                c.execute("PRAGMA journal_mode").fetchone()[0],
+                c.execute("PRAGMA synchronous").fetchone()[0],
+                c.execute("PRAGMA foreign_keys").fetchone()[0],
+                c.execute("PRAGMA busy_timeout").fetchone()[0],
+            ),
+            what="reading pragmas",
+        )
+    finally:
+        await db.close()
+    assert got == ("wal", 2, 0, 10_000)  # synchronous 2 = FULL
+
+
+async def test_table_layout_and_index(tmp_path: Path) -> None:
+    storage = await open_storage("sqlite:s.db", base_dir=tmp_path, clock=lambda: 1767225600.0)
+    await storage.commit(StreamState(shop="acme", resource="orders"), [rec(1)])
+    await storage.close()
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        cols = [(r[1], r[2], r[5]) for r in conn.execute('PRAGMA table_info("orders")')]
+        index_cols = [r[2] for r in conn.execute('PRAGMA index_info("orders_shop_updated_at")')]
+        row = conn.execute("SELECT shop, id, updated_at, data, synced_at, deleted_at FROM orders").fetchone()
+        versions = dict(conn.execute("SELECT key, value FROM meta"))
+    assert cols == [
+        ("shop", "TEXT", 1),
+        ("id", "TEXT", 2),
+        ("updated_at", "TEXT", 0),
+        ("data", "TEXT", 0),
+        ("synced_at", "TEXT", 0),
+        ("deleted_at", "TEXT", 0),
+    ]
+    assert index_cols == ["shop", "updated_at"]
+    assert row == (
+        "acme",
+        "gid://shopify/Order/1",
+        "2026-01-01T00:00:00Z",
+        '{"i":1}',
+        "2026-01-01T00:00:00Z",
+        None,
+    )
+    assert versions == {"state_schema_version": str(STATE_SCHEMA_VERSION), "sink_schema_version": "1"}
+
+
+async def test_injected_failure_inside_the_transaction_leaves_neither_rows_nor_cursor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = await open_storage("sqlite:s.db", base_dir=tmp_path)
+    assert storage.shared_transaction
+    first = StreamState(shop="acme", resource="orders", cursor="p1", records_in_window=1)
+    await storage.commit(first, [rec(1)])
+
+    real_save = SqliteStateStore._save_state_in
+    calls: list[str] = []
+
+    def crash_after_rows(self, conn, state, bulk):  # type: ignore[no-untyped-def]
+        # The sink rows of this commit were already executed on this connection, in this transaction.
+        calls.append("rows-written")
+        assert conn.in_transaction
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 3
+        raise sqlite3.OperationalError("injected: disk I/O error")
+
+    monkeypatch.setattr(SqliteStateStore, "_save_state_in", crash_after_rows)
+    with pytest.raises(StorageError, match=r"s\.db.*injected"):
+        await storage.commit(first.with_page("p2", 2), [rec(2), rec(3), rec(1, "2026-02-01T00:00:00Z")])
+    assert calls == ["rows-written"]
+
+    assert await storage.state.get_stream("acme", "orders") == first
+    assert [r[1] for r in rows(tmp_path / "s.db")] == ["gid://shopify/Order/1"]
+    assert rows(tmp_path / "s.db")[0][2] == "2026-01-01T00:00:00Z"  # the newer version rolled back too
+
+    # A new table created for the failed commit's resource survives (it is created in its own
+    # transaction first), and the store keeps working.
+    monkeypatch.setattr(SqliteStateStore, "_save_state_in", real_save)
+    await storage.commit(first.with_page("p2", 2), [rec(2), rec(3)])
+    assert len(rows(tmp_path / "s.db")) == 3
+    await storage.close()
+
+
+async def test_injected_failure_with_a_new_table_keeps_table_cache_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = await open_storage("sqlite:s.db", base_dir=tmp_path)
+
+    def fail(self, conn, state, bulk):  # type: ignore[no-untyped-def]
+        raise sqlite3.OperationalError("injected")
+
+    monkeypatch.setattr(SqliteStateStore, "_save_state_in", fail)
+    with pytest.raises(StorageError):
+        await storage.commit(StreamState(shop="acme", resource="products"), [rec(1, resource="products")])
+    monkeypatch.undo()
+    await storage.commit(StreamState(shop="acme", resource="products"), [rec(1, resource="products")])
+    assert len(rows(tmp_path / "s.db", "products")) == 1
+    await storage.close()
+
+
+async def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    storage = await open_storage("sqlite:s.db", base_dir=tmp_path)
+    await storage.state.save_stream(StreamState(shop="acme", resource="orders"))
+    await storage.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'state_schema_version'")
+    with pytest.raises(StorageError, match=r"state_schema_version 99, newer than this shopsync"):
+        await open_storage("sqlite:s.db", base_dir=tmp_path)
+    with sqlite3.connect(path) as conn:  # the refusal changed nothing
+        assert conn.execute("SELECT count(*) FROM stream_state").fetchone()[0] == 1
+
+
+async def test_unwritable_database_path_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(StorageError, match=r"file\.txt/sub\.db"):
+        await open_storage("sqlite:file.txt/sub.db", base_dir=tmp_path)
+
+
+async def test_not_a_database_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match=r"junk\.db"):
+        await open_storage("sqlite:junk.db", base_dir=tmp_path)
+
+
+async def test_write_error_leaves_state_alone(tmp_path: Path) -> None:
+    storage = await open_storage("sqlite:s.db", base_dir=tmp_path)
+    state = StreamState(shop="acme", resource="orders", cursor="keep")
+    await storage.state.save_stream(state)
+
+    # Another connection holds the write lock longer than busy_timeout: the commit fails cleanly.
+    storage.state.database.busy_timeout_ms = 50  # type: ignore[attr-defined]
+    await storage.state.database.run(lambda c: c.execute("PRAGMA busy_timeout = 50"), what="t")  # type: ignore[attr-defined]
+    blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StorageError, match=r"s\.db.*locked"):
+            await storage.commit(state.with_page("moved", 1), [rec(1)])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert (await storage.state.get_stream("acme", "orders")) == state
+    await storage.close()
+
+
+def test_quote_ident_validates() -> None:
+    assert quote_ident("inventory_levels") == '"inventory_levels"'
+    for bad in ('a"b', "a b", "A", "sqlite_master", "bulk_operations", "x" * 64):
+        with pytest.raises(ValueError):
+            quote_ident(bad)
+
+
+async def test_shared_database_is_closed_once_by_last_user(tmp_path: Path) -> None:
+    db = SqliteDatabase(tmp_path / "s.db")
+    state, sink = SqliteStateStore(db, None), SqliteSink(db)
+    await state.open()
+    await sink.open()
+    await state.close()
+    assert db.is_open  # the sink still uses it
+    await sink.write([rec(1)])
+    await sink.close()
+    assert not db.is_open
