@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from shopsync.daemon.logs import register_secret
 from shopsync.errors import ConfigError, ShopUnavailableError, TransientError
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,8 @@ class ClientCredentialsToken:
                 f"token endpoint {self._host} sent an unusable answer ({type(exc).__name__})",
                 reason="bad_body",
             ) from None  # the body may hold a token: do not chain it into tracebacks
+        # Every issued token is redacted from log lines from now on, like the configured secrets.
+        register_secret(token)
         self._token = token
         # Counted from when the request was sent, so clock skew in transit only shortens the life.
         # No expires_in: no early refresh; a 401 will trigger one.

@@ -44,8 +44,9 @@ SHOPIFY_EPOCH = datetime.fromisoformat("2006-01-01T00:00:00+00:00")
 MIN_SPLIT_SECONDS = 60.0
 #: Records written per commit while ingesting a result file.
 INGEST_BATCH = 500
-#: Roots from a partial file that are not trusted (their children may be cut off): the last ones.
-PARTIAL_TAIL_ROOTS = 1000
+#: Roots at the end of a partial file that are not trusted (their children may lie past the cut):
+#: Shopify exports at most 250 roots a page, so a full page of margin.
+PARTIAL_TAIL_ROOTS = 250
 #: Re-export attempts after a rootObjectCount mismatch before the stream fails loudly.
 MAX_GUARD_RETRIES = 2
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED", "EXPIRED"}
@@ -295,7 +296,9 @@ async def _write_file(ctx: StreamContext, state: StreamState, op: BulkOperationR
             op = replace(op, lines_processed=lines, records_written=written)
             await ctx.state_store.commit(state, batch, bulk=op)
             ctx.observer.on_records(ctx.shop.name, ctx.resource.name, "bulk", len(batch))
-        roots = reassembler.root_count
+        # Shopify's rootObjectCount counts the top-level connection's nodes: for a parent.child
+        # resource those are the parents (locations), not the records.
+        roots = reassembler.parent_lines if ctx.resource.parent_field else reassembler.root_count
         if reassembler.orphan_count:
             log.warning("%s: %d rows in %s had no parent in the file", ctx.label, reassembler.orphan_count, op.id)
     spill.unlink(missing_ok=True)

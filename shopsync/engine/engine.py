@@ -59,6 +59,8 @@ class StreamResult:
     watermark: str | None = None
     error: str | None = None
     parked: bool = False
+    #: The error itself (the daemon parks by its class, HTTP status and ``resource_only``).
+    exception: ShopsyncError | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,9 @@ class SyncEngine:
             message = f"{type(exc).__name__}: {exc}"
             log.error("%s: sync failed: %s", label, exc)
             await self._record_error(shop.name, resource.name, message)
-            return StreamResult(shop=shop.name, resource=resource.name, ok=False, error=message, parked=parked)
+            return StreamResult(
+                shop=shop.name, resource=resource.name, ok=False, error=message, parked=parked, exception=exc
+            )
 
     async def _record_error(self, shop: str, resource: str, message: str) -> None:
         # Re-read the committed state so that recording the error changes nothing but the error.
@@ -269,6 +273,7 @@ class SyncEngine:
             priority = 1 if state.watermark is None else 0
         ctx = self._context(runtime, resource, priority)
         before = self.observer.records.get((shop.name, resource.name), 0)
+        started = time.monotonic()
 
         if state.window_end is None:
             window = self._next_window(shop, resource, state)
@@ -322,6 +327,7 @@ class SyncEngine:
         ctx.observer.on_checkpoint(shop.name, resource.name, window_end)
         await self._sync_deletions(ctx, shop, resource)
         records = self.observer.records.get((shop.name, resource.name), 0) - before
+        log.info("%s: up to %s, %d records via %s in %.1fs", ctx.label, window_end, records, path, time.monotonic() - started)
         return StreamResult(shop=shop.name, resource=resource.name, ok=True, records=records, path=path, watermark=window_end)
 
     def _next_window(self, shop: Any, resource: Resource, state: StreamState) -> Window | None:

@@ -16,7 +16,7 @@ import orjson
 
 from shopsync.engine.context import StreamContext
 from shopsync.engine.crashpoints import crashpoint
-from shopsync.engine.records import append_drained, normalize_node, record_id, record_updated_at
+from shopsync.engine.records import append_drained, normalize_node
 from shopsync.errors import QueryTooCostlyError
 from shopsync.queries import builder
 from shopsync.state.models import Record, StreamState
@@ -38,7 +38,7 @@ def _page_size(ctx: StreamContext) -> builder.PageSize:
 
 async def _execute_page(ctx: StreamContext, make_doc, variables: dict[str, Any]) -> tuple[dict, builder.PageSize]:
     """Run one page query, shrinking the page on MAX_COST_EXCEEDED instead of resending it."""
-    size = getattr(ctx, "_page_size_cache", None) or _page_size(ctx)
+    size = _page_size(ctx)
     while True:
         document = make_doc(size)
         try:
@@ -91,13 +91,7 @@ async def _complete(ctx: StreamContext, node: dict) -> dict:
 
 
 def to_record(ctx: StreamContext, data: dict) -> Record:
-    return Record(
-        shop=ctx.shop.name,
-        resource=ctx.resource.name,
-        id=record_id(data),
-        updated_at=record_updated_at(data),
-        data=data,
-    )
+    return Record.from_node(shop=ctx.shop.name, resource=ctx.resource.name, data=data)
 
 
 async def read_window(ctx: StreamContext, state: StreamState, search: str | None) -> StreamState:
