@@ -159,6 +159,10 @@ class Parking:
         if park.until is not None and parked_at is not None and park.until > parked_at:
             self._last[key] = min(self.maximum, park.until - parked_at)
 
+    def last_duration(self, k: str | StreamKey) -> float | None:
+        """How long the latest parking of a shop (name) or stream (key) lasts; None if none since success."""
+        return self._last.get(k)
+
     def was_parked(self, shop: str) -> bool:
         """True when ``shop`` was parked and has not succeeded since (a retry failing re-parks)."""
         return shop in self._last
@@ -210,6 +214,10 @@ class _Observer:
     def on_checkpoint(self, shop: str, resource: str, watermark: str | None) -> None:
         self._m.on_checkpoint(shop, resource, watermark)
         self._d._note_checkpoint((shop, resource), watermark)
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        # Hooks the engine may add later: the metrics adapter's if it has one, else a no-op.
+        return getattr(self._m, name, lambda *args, **kwargs: None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -311,11 +319,16 @@ class Daemon:
         self._last_beat = monotonic()
         self._stall_seen: float | None = None
         self.started_at: float | None = None
-        #: Results of finished runs, newest last per stream (tests and /status read them).
+        #: The last result of each stream, and how many runs of each succeeded (tests read them).
         self.last_results: dict[StreamKey, StreamResult] = {}
+        self.successes: dict[StreamKey, int] = {}
         self.runs_completed = 0
-        #: Set after every finished run (tests wait on it instead of sleeping).
-        self.run_finished = asyncio.Condition()
+        #: Set once RUNNING (start() finished), for callers that started run_forever() as a task.
+        self.running = asyncio.Event()
+        #: Outcome of each reload (True applied, False rejected), in order.
+        self.reloads: list[bool] = []
+        #: Notified after every finished run and reload (tests wait on it instead of sleeping).
+        self.changed = asyncio.Condition()
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -394,6 +407,7 @@ class Daemon:
             self._stopped.set()
             raise
         self.state = RunState.RUNNING
+        self.running.set()
         self.metrics.set_ready(True)
         streams = sum(len(s.resources) for s in settings.shops)
         log.info(
@@ -531,6 +545,8 @@ class Daemon:
         except ConfigError as exc:
             log.error("configuration reload rejected, the running configuration stays: %s", exc)
             self.notifier.ready(status=self.status_line())
+            self.reloads.append(False)
+            await self._notify_changed()
             return False
         register_secrets(new)
         old = self.settings
@@ -541,8 +557,8 @@ class Daemon:
         d = new.daemon
         self.parking.configure(d.park_backoff.total_seconds(), d.park_backoff_max.total_seconds())
         if self.manage_logging and (d.log_format, d.log_level) != (old.daemon.log_format, old.daemon.log_level):
-            level = setup_logging(format=d.log_format, level=d.log_level).level
-            quiet_apscheduler(logging.getLogger().level if level == logging.NOTSET else level)
+            setup_logging(format=d.log_format, level=d.log_level)
+            quiet_apscheduler(logging.getLogger().level)
         old_shops = {s.name: s for s in old.shops}
         new_shops = {s.name: s for s in new.shops}
         removed = sorted(set(old_shops) - set(new_shops))
@@ -560,6 +576,8 @@ class Daemon:
             len(new.shops), ", ".join(added) or "none", ", ".join(removed) or "none", ", ".join(changed) or "none",
         )
         self.notifier.ready(status=self.status_line())
+        self.reloads.append(True)
+        await self._notify_changed()
         return True
 
     def _forget_if_idle(self, shop: str) -> None:
@@ -572,7 +590,9 @@ class Daemon:
         self.metrics.forget_shop(shop)
         self.parking.forget_shop(shop)
         self._ran_shops.discard(shop)
-        for table in (self._states, self._bulk_ops, self._bulk_progress, self._transient, self.last_results):
+        for table in (
+            self._states, self._bulk_ops, self._bulk_progress, self._transient, self.last_results, self.successes
+        ):
             for key in [k for k in table if k[0] == shop]:
                 del table[key]
         log.info("shop %s removed from the configuration; its state stays in the database", shop)
@@ -584,9 +604,14 @@ class Daemon:
         """One scheduled run (an APScheduler job): start the stream's task and wait for it."""
         self._heartbeat()
         task = self._spawn(shop, resource)
-        if task is not None:
+        if task is None:
+            return
+        try:
             # wait(), not await: a run cancelled by stop() ends this job quietly.
             await asyncio.wait([task])
+        except asyncio.CancelledError:
+            # The scheduler shutting down cancels its jobs; the run itself is stop()'s business.
+            return
 
     def _spawn(self, shop: str, resource: str) -> asyncio.Task[StreamResult | None] | None:
         key = (shop, resource)
@@ -656,6 +681,7 @@ class Daemon:
         if result.ok:
             self.parking.succeeded(key)
             self._transient.pop(key, None)
+            self.successes[key] = self.successes.get(key, 0) + 1
         elif isinstance(exc, ShopUnavailableError):
             reason = exc.reason if exc.reason else str(exc)
             if exc.resource_only:
@@ -679,8 +705,7 @@ class Daemon:
         await self._refresh_stream(key)
         self.last_results[key] = result
         self.runs_completed += 1
-        async with self.run_finished:
-            self.run_finished.notify_all()
+        await self._notify_changed()
 
     async def _park_shop(self, shop: Any, reason: str, now: float) -> None:
         park, new = self.parking.park_shop(shop.name, reason, now)
@@ -710,7 +735,9 @@ class Daemon:
             state = await store.get_stream(*key) or StreamState(shop=key[0], resource=key[1])
             if state.parked_until == until and state.parked_reason == park.reason:
                 return
-            await store.save_stream(state.parked(until, park.reason, now))
+            parked = state.parked(until, park.reason, now)
+            await store.save_stream(parked)
+            self._states[key] = _Cached.of(parked)
         except ShopsyncError as exc:
             log.error("could not record the parking in the state database: %s", exc)
 
@@ -742,14 +769,12 @@ class Daemon:
             park = persisted_park(cached.state, now)
             if park is not None:
                 self.parking.restore(key, park, _epoch(cached.state.updated_at))
-        # A whole shop whose every stream is parked for one reason was parked as a shop.
+        # A shop whose every stream is parked for one reason was parked as a whole.
         for shop in self.settings.shops:
             parks = [self.parking.streams.get((shop.name, r)) for r in shop.resources]
-            if parks and all(parks) and len({p.reason for p in parks if p}) == 1:
-                first = parks[0]
-                assert first is not None
-                self.parking.shops[shop.name] = max((p for p in parks if p), key=lambda p: p.until or 0)
-                self.parking.shops[shop.name] = Park(reason=first.reason, until=self.parking.shops[shop.name].until)
+            present = [p for p in parks if p is not None]
+            if present and len(present) == len(parks) and len({p.reason for p in present}) == 1:
+                self.parking.shops[shop.name] = max(present, key=lambda p: p.until or 0.0)
 
     def _parked_first_runs(self) -> dict[str, datetime]:
         now = self.clock()
@@ -774,6 +799,10 @@ class Daemon:
         except ShopsyncError as exc:
             log.warning("could not refresh the status from the state database: %s", exc)
             return
+        except asyncio.CancelledError:
+            if self.state is RunState.STOPPING:
+                return  # the scheduler's shutdown cancels its jobs: nothing to report
+            raise
         self._states = {s.key: _Cached.of(s) for s in states}
         by_key: dict[StreamKey, list[BulkOperationRecord]] = {}
         for op in ops:
@@ -901,7 +930,7 @@ class Daemon:
                         points_spent=snap.points_spent,
                     )
         live = LiveView(
-            syncing=frozenset(self._tasks),
+            syncing=self.syncing,
             next_runs=next_runs,
             budgets=budgets,
             parked_shops=self.parking.shop_parks(now),
@@ -924,14 +953,23 @@ class Daemon:
         )
 
     @property
+    def syncing(self) -> frozenset[StreamKey]:
+        """The streams with a run in flight."""
+        return frozenset(self._tasks)
+
+    @property
     def http_url(self) -> str | None:
         return self.http.url if self.http is not None else None
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
-        """Wait until ``predicate()`` holds after some run finished (tests); TimeoutError after ``timeout``."""
-        async with asyncio.timeout(timeout):
-            async with self.run_finished:
-                await self.run_finished.wait_for(predicate)
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds, checked now and after every finished run and reload
+        (tests wrap it in ``asyncio.timeout``)."""
+        async with self.changed:
+            await self.changed.wait_for(predicate)
+
+    async def _notify_changed(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
 
 
 def _find_shop(settings: Settings, name: str) -> Any:

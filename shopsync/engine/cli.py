@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 
 from shopsync.config import load_settings
+from shopsync.daemon.progress import BarDisplay, LogReporter, Progress
 from shopsync.engine.engine import SyncEngine, SyncReport
 from shopsync.storage import open_storage
 
@@ -23,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shop", action="append", help="sync only this shop (by name; repeatable)")
     parser.add_argument("--resource", action="append", help="sync only this resource (repeatable)")
     parser.add_argument("--log-format", choices=("auto", "json", "text"), help="override [daemon] log_format")
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "bar", "log", "off"),
+        default="auto",
+        help="progress display: bars on a terminal, periodic log lines otherwise (auto), or off",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,23 +49,51 @@ def run(args: argparse.Namespace) -> int:
             print(f"shopsync sync: unknown resource(s): {', '.join(sorted(unknown))}", file=sys.stderr)
             return 2
         shops = [s.with_resources(tuple(r for r in s.resources if r in args.resource)) for s in shops]
-    report = asyncio.run(_sync(settings, shops))
+    progress = Progress([(s.name, r) for s in shops for r in s.resources])
+    presenter = _presenter(progress, args.progress)
+    if isinstance(presenter, BarDisplay):
+        # Log lines go above the bars (through the display), not through them.
+        _setup_logging(settings, args.log_format, stream=presenter.log_stream)
+    report = asyncio.run(_sync(settings, shops, progress, presenter))
     print_report(report, sys.stdout, sys.stderr)
     return report.exit_code
 
 
-def _setup_logging(settings, override: str | None) -> None:
+def _presenter(progress: Progress, mode: str) -> BarDisplay | LogReporter | None:
+    if mode == "off":
+        return None
+    if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
+        return BarDisplay(progress, sys.stderr)
+    return LogReporter(progress)
+
+
+def _setup_logging(settings, override: str | None, stream=None) -> None:
+    from shopsync.daemon.app import register_secrets
     from shopsync.daemon.logs import setup_logging
 
-    setup_logging(format=override or settings.daemon.log_format, level=settings.daemon.log_level, stream=sys.stderr)
+    register_secrets(settings)
+    setup_logging(
+        format=override or settings.daemon.log_format, level=settings.daemon.log_level, stream=stream or sys.stderr
+    )
 
 
-async def _sync(settings, shops) -> SyncReport:
+async def _sync(settings, shops, progress: Progress | None = None, presenter=None) -> SyncReport:
     storage = await open_storage(settings)
+    task = None
     try:
-        async with SyncEngine(settings, storage.state, work_dir=settings.work_dir) as engine:
-            return await engine.run_once(shops)
+        async with SyncEngine(settings, storage.state, work_dir=settings.work_dir, observer=progress) as engine:
+            if presenter is not None:
+                task = asyncio.create_task(presenter.run(), name="progress")
+            report = await engine.run_once(shops)
+            if progress is not None:
+                progress.finish(report.streams)
+            return report
     finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            presenter.close()
         await storage.close()
 
 

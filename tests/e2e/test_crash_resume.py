@@ -1,0 +1,109 @@
+"""kill -9 of ``shopsync sync`` at named points and at random instants, then a rerun.
+
+After the rerun nothing is lost, no row is duplicated, and a bulk operation that was running (or
+whose file was being read) is re-attached to rather than started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import sys
+
+import orjson
+import pytest
+
+from shopsync.simulator.server import run_simulator
+from shopsync.sinks.jsonl import read_latest
+
+from .conftest import (
+    TOKEN_ENV,
+    assert_matches_truth,
+    diff_records,
+    sim_config,
+    sync_subprocess,
+    token_env,
+    write_config,
+)
+
+ORDERS_ONLY = {"resources": ["orders"]}
+
+
+def _bulk_created(shop) -> int:
+    return shop.counters.as_dict()["bulk_operations"].get("CREATED", 0)
+
+
+def _row_count(db, resource):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(f'SELECT count(*) FROM "{resource}"').fetchone()[0]
+    finally:
+        con.close()
+
+
+# (crash point and hit number, path, sink)
+NAMED = [
+    ("mid_page:3", "paginated", "sqlite"),
+    ("after_commit:3", "paginated", "sqlite"),
+    ("after_sink_write:3", "paginated", "jsonl"),
+    ("polling:1", "bulk", "sqlite"),
+    ("mid_download:1", "bulk", "sqlite"),
+    ("mid_bulk_write:2", "bulk", "sqlite"),
+    ("mid_bulk_write:2", "bulk", "jsonl"),
+]
+
+
+@pytest.mark.parametrize(("point", "path", "sink"), NAMED, ids=[f"{p}-{s}" for p, _, s in NAMED])
+async def test_kill_at_named_point_then_rerun(tmp_path, point, path, sink):
+    cfg = sim_config(time_scale=100.0, data={"orders": 1_500})
+    async with run_simulator(cfg) as server:
+        shop = server.shop()
+        sink_url = f"jsonl://{tmp_path / 'out'}" if sink == "jsonl" else None
+        config = write_config(tmp_path / "shopsync.toml", [shop], sink=sink_url, sync={"path": path},
+                              extra_shop_keys={"sim": ORDERS_ONLY})
+        crashed = await sync_subprocess(config, token_env(shop), extra_env={"SHOPSYNC_CRASHPOINT": point})
+        assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr[-2000:])
+        rerun = await sync_subprocess(config, token_env(shop))
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+
+        truth = shop.truth("orders")
+        if sink == "jsonl":
+            latest = read_latest(tmp_path / "out", shop.name, "orders")
+            got = {i: orjson.loads(row.data) for i, row in latest.items() if row.deleted_at is None}
+            assert not diff_records(truth, got)
+        else:
+            assert_matches_truth(shop, tmp_path / "state.db", resources=["orders"])
+            assert _row_count(tmp_path / "state.db", "orders") == len(truth), "a duplicate or stray row"
+        if path == "bulk":
+            # The operation started before the kill was re-attached to, never started again.
+            assert _bulk_created(shop) == 1
+            assert '"re-attach' in rerun.stderr or "resuming the bulk window" in rerun.stderr
+
+
+async def test_kill_at_random_instants_then_rerun(tmp_path):
+    """Three runs killed at seeded random moments, then one run to completion: an exact copy."""
+    rng = random.Random(20261125)
+    cfg = sim_config(data={"orders": 3_000, "customers": 400})
+    async with run_simulator(cfg) as server:
+        shop = server.shop()
+        config = write_config(tmp_path / "shopsync.toml", [shop], sync={"bulk_threshold": 500})
+        env = {**os.environ, TOKEN_ENV: shop.token}
+        killed = 0
+        for _ in range(3):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "shopsync", "sync", "--config", str(config), "--log-format", "json",
+                env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=rng.uniform(0.8, 3.0))
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+                killed += 1
+        assert killed, "no run was interrupted; the random instants are too late for this shop's size"
+        final = await sync_subprocess(config, token_env(shop))
+        assert final.returncode == 0, final.stderr[-3000:]
+        assert_matches_truth(shop, tmp_path / "state.db")
