@@ -130,8 +130,9 @@ def crontab_fields(expr: str) -> tuple[str, str, str, str, str]:
     if len(fields) != 5:
         raise ValueError(f"{expr!r}: a crontab line has 5 fields, not {len(fields)}")
     minute, hour, day, month, dow = fields
-    if any(ch.isdigit() for ch in dow.split("/")[0]):
-        dow = ",".join(_DAYS[d] for d in sorted(_weekdays(dow)))
+    days = _weekdays(dow)  # validates names too
+    if any(ch.isdigit() for ch in dow):
+        dow = ",".join(_DAYS[d] for d in sorted(days))
     return minute, hour, day, month, dow.lower()
 
 

@@ -27,7 +27,7 @@ import orjson
 
 from shopsync.daemon.logs import redact
 from shopsync.daemon.metrics import StateSnapshot, StreamSnapshot, format_status
-from shopsync.errors import ConfigError, StorageError
+from shopsync.errors import ConfigError, ShopsyncError, StorageError
 from shopsync.state.models import BulkOperationRecord, StreamState
 from shopsync.timeutil import format_ts, from_epoch, parse_ts
 
@@ -331,14 +331,32 @@ def read_source(config: str | None) -> StatusSource:
         database = data.get("database")
         if not isinstance(database, str):
             raise
-        names = [s["name"] for s in data.get("shop", []) if isinstance(s, dict) and isinstance(s.get("name"), str)]
         return StatusSource(
             database=database,
             base_dir=path.resolve().parent,
-            shops=None,
-            note=f"configuration not fully loaded ({exc}); showing the state database"
-            + (f" for shops {', '.join(names)}" if names else ""),
+            shops=_lenient_shops(data, path.resolve().parent),
+            note=f"configuration not fully loaded ({exc}); showing what the state database holds",
         )
+
+
+def _lenient_shops(data: Mapping[str, Any], base_dir: Path) -> list[tuple[str, list[str]]] | None:
+    """Shop names and resources read straight from the TOML (no secrets needed); None if unclear."""
+    from shopsync.queries import load_resources
+
+    try:
+        queries_dir = data.get("queries_dir")
+        known = list(load_resources(base_dir / queries_dir if isinstance(queries_dir, str) else None))
+    except ShopsyncError:
+        return None
+    shops = []
+    for table in data.get("shop", []):
+        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+            return None
+        resources = table.get("resources", known)
+        if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+            return None
+        shops.append((table["name"], list(resources)))
+    return shops or None
 
 
 def read_sqlite_state(path: Path) -> tuple[list[StreamState], list[BulkOperationRecord]]:

@@ -19,22 +19,26 @@ result file on disk is resumed, and records already written are simply upserted 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
+import threading
 import time
-from dataclasses import replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from shopsync.engine.context import StreamContext
 from shopsync.engine.crashpoints import crashpoint
 from shopsync.engine.download import UrlExpiredError, download_to_file, iter_lines
-from shopsync.engine.paginated import to_record
 from shopsync.engine.reassembly import BulkReassembler
+from shopsync.engine.records import serialize
 from shopsync.engine.windows import Window
 from shopsync.errors import IntegrityError, QueryError, ShopUnavailableError
 from shopsync.queries import builder
-from shopsync.state.models import BulkOperationRecord, StreamState
-from shopsync.timeutil import format_ts, parse_ts
+from shopsync.state.models import BulkOperationRecord, Record, StreamState
+from shopsync.timeutil import format_ts, from_epoch, parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ async def read_window(ctx: StreamContext, state: StreamState) -> StreamState:
             op = await _wait(ctx, op)
         if op.status == "COMPLETED":
             try:
-                state = await _ingest(ctx, state, op, partial=False)
+                state = await _ingest(ctx, state, op)
             except IntegrityError as exc:
                 guard_failures += 1
                 ctx.observer.on_guard_mismatch(ctx.shop.name, ctx.resource.name, "bulk_root_count")
@@ -161,7 +165,7 @@ async def _start(ctx: StreamContext, state: StreamState, end: datetime) -> tuple
 
 
 def format_ts_now(ctx: StreamContext) -> str:
-    return format_ts(datetime.fromtimestamp(ctx.clock(), tz=SHOPIFY_EPOCH.tzinfo))
+    return format_ts(from_epoch(ctx.clock()))
 
 
 async def _wait(ctx: StreamContext, op: BulkOperationRecord) -> BulkOperationRecord:
@@ -226,7 +230,7 @@ async def _download(ctx: StreamContext, op: BulkOperationRecord, url: str, kind:
     raise QueryError(f"{ctx.label}: the result file of {op.id} can no longer be downloaded")
 
 
-async def _ingest(ctx: StreamContext, state: StreamState, op: BulkOperationRecord, *, partial: bool) -> StreamState:
+async def _ingest(ctx: StreamContext, state: StreamState, op: BulkOperationRecord) -> StreamState:
     """Download, reassemble and write a completed operation's records; check the root count."""
     if not op.url:  # nothing matched the query
         if op.root_object_count:
@@ -255,54 +259,106 @@ async def _ingest_partial(ctx: StreamContext, state: StreamState, op: BulkOperat
         return state, state.window_start
     path = await _download(ctx, op, op.partial_data_url, "partial")
     _, spill = _paths(ctx, op, "partial")
-    spill.unlink(missing_ok=True)
-    with BulkReassembler(ctx.resource, spill) as reassembler:
-        for line in iter_lines(path):
-            reassembler.feed(line)
-        stamps = sorted(r.get("updatedAt") or "" for r in reassembler.records())
+    stamps: list[str] = []
+    async for batch in _reassembled(ctx, path, spill, _FileSummary()):
+        stamps.extend(r.updated_at or "" for r in batch)
     if len(stamps) <= PARTIAL_TAIL_ROOTS:
         return state, state.window_start
+    stamps.sort()
     resume_at = stamps[-PARTIAL_TAIL_ROOTS]
     _, state = await _write_file(ctx, state, op, path, keep=lambda rec: (rec.get("updatedAt") or "") < resume_at)
     return state, resume_at
 
 
+@dataclass
+class _FileSummary:
+    lines: int = 0
+    roots: int = 0
+    orphans: int = 0
+
+
+async def _reassembled(
+    ctx: StreamContext, path: Path, spill: Path, summary: _FileSummary, *, keep=None
+) -> AsyncIterator[list[Record]]:
+    """Batches of complete records from a result file, reassembled in a worker thread.
+
+    Parsing, the spill database and serialising are CPU and disk work proportional to the file;
+    done on the event loop they would stall every other shop (and the daemon's health checks).
+    A bounded queue keeps memory flat: the worker waits while the caller commits.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        while not stop.is_set():
+            try:
+                future.result(timeout=0.2)
+                return True
+            except concurrent.futures.TimeoutError:
+                continue
+        future.cancel()
+        return False
+
+    def work() -> None:
+        try:
+            spill.unlink(missing_ok=True)
+            with BulkReassembler(ctx.resource, spill) as reassembler:
+                for line in iter_lines(path):
+                    if stop.is_set():
+                        return
+                    reassembler.feed(line)
+                    summary.lines += 1
+                batch: list[Record] = []
+                for data in reassembler.records():
+                    if keep is not None and not keep(data):
+                        continue
+                    batch.append(Record.from_node(shop=ctx.shop.name, resource=ctx.resource.name, data=data, text=serialize(data)))
+                    if len(batch) >= INGEST_BATCH:
+                        if not put(batch):
+                            return
+                        batch = []
+                if batch and not put(batch):
+                    return
+                # Shopify's rootObjectCount counts the top-level connection's nodes: for a
+                # parent.child resource those are the parents (locations), not the records.
+                summary.roots = reassembler.parent_lines if ctx.resource.parent_field else reassembler.root_count
+                summary.orphans = reassembler.orphan_count
+            spill.unlink(missing_ok=True)
+            put(None)
+        except BaseException as exc:  # handed to the event loop side, which re-raises it
+            put(exc)
+
+    worker = loop.run_in_executor(None, work)
+    try:
+        while True:
+            item = await queue.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        await asyncio.shield(worker)
+
+
 async def _write_file(ctx: StreamContext, state: StreamState, op: BulkOperationRecord, path: Path, *, keep) -> tuple[int, StreamState]:
     """Reassemble ``path`` and commit its records in batches. Returns (root objects, state)."""
     _, spill = _paths(ctx, op, "partial" if keep is not None else "result")
-    spill.unlink(missing_ok=True)
+    summary = _FileSummary()
     written = 0
-    with BulkReassembler(ctx.resource, spill) as reassembler:
-        lines = 0
-        for line in iter_lines(path):
-            reassembler.feed(line)
-            lines += 1
-        batch = []
-        for data in reassembler.records():
-            if keep is not None and not keep(data):
-                continue
-            batch.append(to_record(ctx, data))
-            if len(batch) >= INGEST_BATCH:
-                written += len(batch)
-                state = replace(state, records_in_window=state.records_in_window + len(batch))
-                op = replace(op, lines_processed=lines, records_written=written)
-                await ctx.state_store.commit(state, batch, bulk=op)
-                ctx.observer.on_records(ctx.shop.name, ctx.resource.name, "bulk", len(batch))
-                crashpoint("mid_bulk_write")
-                batch = []
-        if batch:
-            written += len(batch)
-            state = replace(state, records_in_window=state.records_in_window + len(batch))
-            op = replace(op, lines_processed=lines, records_written=written)
-            await ctx.state_store.commit(state, batch, bulk=op)
-            ctx.observer.on_records(ctx.shop.name, ctx.resource.name, "bulk", len(batch))
-        # Shopify's rootObjectCount counts the top-level connection's nodes: for a parent.child
-        # resource those are the parents (locations), not the records.
-        roots = reassembler.parent_lines if ctx.resource.parent_field else reassembler.root_count
-        if reassembler.orphan_count:
-            log.warning("%s: %d rows in %s had no parent in the file", ctx.label, reassembler.orphan_count, op.id)
-    spill.unlink(missing_ok=True)
-    return roots, state
+    async for batch in _reassembled(ctx, path, spill, summary, keep=keep):
+        written += len(batch)
+        state = replace(state, records_in_window=state.records_in_window + len(batch))
+        op = replace(op, lines_processed=summary.lines, records_written=written)
+        await ctx.state_store.commit(state, batch, bulk=op)
+        ctx.observer.on_records(ctx.shop.name, ctx.resource.name, "bulk", len(batch))
+        crashpoint("mid_bulk_write")
+    if summary.orphans:
+        log.warning("%s: %d rows in %s had no parent in the file", ctx.label, summary.orphans, op.id)
+    return summary.roots, state
 
 
 async def _finish(ctx: StreamContext, state: StreamState, op: BulkOperationRecord, *, window_start: str | None):

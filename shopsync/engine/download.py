@@ -47,7 +47,7 @@ async def download_to_file(
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures = 0
     while True:
-        have = dest.stat().st_size if dest.exists() else 0
+        have = await asyncio.to_thread(_size, dest)
         if expected_size is not None and have == expected_size:
             return have
         headers = {"Range": f"bytes={have}-"} if have else {}
@@ -68,18 +68,17 @@ async def download_to_file(
                     mode = "wb"
                     have = 0
                 try:
-                    fh = open(dest, mode)  # noqa: SIM115 - closed in finally, across awaits
+                    fh = await asyncio.to_thread(open, dest, mode)
                 except OSError as exc:
                     raise StorageError(f"cannot write bulk result file {dest}: {exc.strerror}") from exc
                 try:
                     async for chunk in resp.content.iter_chunked(CHUNK):
-                        fh.write(chunk)
+                        fh.write(chunk)  # into the page cache; the fsync below is the slow part
                         have += len(chunk)
                         failures = 0
                         if on_progress is not None:
                             on_progress(have)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    await asyncio.to_thread(_sync, fh)
                 except OSError as exc:
                     raise StorageError(f"cannot write bulk result file {dest}: {exc.strerror}") from exc
                 finally:
@@ -88,15 +87,24 @@ async def download_to_file(
                 if total is not None and have < total:
                     raise TransientError(f"result download ended at {have} of {total} bytes", reason="download_cut")
                 return have
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError, TransientError) as exc:
+        except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TransientError) as exc:
             failures += 1
             if failures >= max_attempts:
                 if isinstance(exc, TransientError):
                     raise
                 raise TransientError(f"result download failed: {type(exc).__name__}", reason="download") from exc
             delay = backoff(failures)
-            log.warning("result download interrupted at %d bytes (%s); resuming in %.1fs", dest.stat().st_size if dest.exists() else 0, type(exc).__name__, delay)
+            log.warning("result download interrupted at %d bytes (%s); resuming in %.1fs", have, type(exc).__name__, delay)
             await sleep(delay)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _sync(fh) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 def _total_size(resp: aiohttp.ClientResponse) -> int | None:

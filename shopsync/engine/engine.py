@@ -264,7 +264,6 @@ class SyncEngine:
         )
 
     async def _sync_stream(self, shop: Any, runtime: ShopRuntime, resource: Resource, priority: int | None) -> StreamResult:
-        sync = self.settings.sync
         state = await self.state_store.get_stream(shop.name, resource.name)
         if state is None:
             state = StreamState(shop=shop.name, resource=resource.name)

@@ -153,8 +153,6 @@ async def test_sigterm_mid_bulk_operation_then_restart_reattaches(tmp_path):
             await second.kill()
         assert alpha.counters.bulk["CREATED"] == 1, alpha.counters.as_dict()["bulk_operations"]
         assert [o["id"] for o in bulk_operations(db)] == [op["id"]]
-        print("FIRST\n" + first.output() + "\nSECOND\n" + second.output())
-        print(bulk_operations(db), stream_states(db))
         assert_matches_truth(alpha, db, resources=["orders"])
 
 

@@ -114,14 +114,14 @@ class CliResult:
 
 
 async def sync_subprocess(config: Path, env: dict[str, str], *, extra_env: dict[str, str] | None = None,
-                          timeout: float = 300) -> CliResult:
+                          deadline: float = 300) -> CliResult:
     """Run ``python -m shopsync sync`` in a child process (the simulator keeps serving meanwhile)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shopsync", "sync", "--config", str(config), "--log-format", "json",
         env={**os.environ, **env, **(extra_env or {})},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(), deadline)
     return CliResult(proc.returncode, out.decode(), err.decode())
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-
 from shopsync.simulator.config import MutatorConfig
 from shopsync.simulator.server import run_simulator
 
-from .conftest import OffsetClock, assert_matches_truth, sim_config, sink_rows, sync_once, token_env, write_config
+from .conftest import (
+    OffsetClock,
+    assert_matches_truth,
+    sim_config,
+    sink_rows,
+    sync_once,
+    token_env,
+    write_config,
+)
 
 
 async def test_sync_during_live_mutations_then_catch_up_exactly(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shopsync.simulator.server import run_simulator
 
-from .conftest import TOKEN_ENV, assert_matches_truth, sim_config, sync_once, sync_subprocess, write_config
+from .conftest import TOKEN_ENV, assert_matches_truth, sim_config, sync_subprocess, write_config
 
 
 async def test_one_shop_answering_401_does_not_stop_another(tmp_path):

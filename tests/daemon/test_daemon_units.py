@@ -1,0 +1,409 @@
+"""The daemon's pure parts — schedules, parking, the status document, progress — and its
+deterministic ``run_once`` mode."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import logging
+import random
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from daemon_support import ALL_RESOURCES, small_shop, token_env, write_config
+
+from shopsync.config import load_settings
+from shopsync.daemon import status as status_cli
+from shopsync.daemon.app import Daemon, Parking, register_secrets
+from shopsync.daemon.logs import redact
+from shopsync.daemon.progress import BarDisplay, Progress
+from shopsync.daemon.scheduler import (
+    ScheduleSpec,
+    StreamScheduler,
+    crontab_fields,
+    diff_specs,
+    schedule_specs,
+)
+from shopsync.daemon.status import LiveView, Park, build_status, format_table, human_duration
+from shopsync.simulator.server import run_simulator
+from shopsync.state.models import BulkOperationRecord, StreamState
+from shopsync.storage import open_storage
+
+# -- schedules ------------------------------------------------------------------------------
+
+
+def _settings(tmp_path: Path, body: str) -> object:
+    path = tmp_path / "shopsync.toml"
+    path.write_text(f'database = "sqlite:///{tmp_path}/s.db"\n{body}')
+    return load_settings(path, env={"T": "shpat_unit_test_token"})
+
+
+SHOP = '[[shop]]\nname = "{n}"\ndomain = "{n}.myshopify.com"\naccess_token = {{ env = "T" }}\n'
+
+
+def test_each_stream_gets_its_shops_schedule_or_the_default(tmp_path):
+    settings = _settings(
+        tmp_path,
+        '[daemon]\nevery = "10m"\njitter = "30s"\n'
+        + SHOP.format(n="a") + 'resources = ["orders", "products"]\n'
+        + SHOP.format(n="b") + 'resources = ["orders"]\nevery = "2m"\n'
+        + SHOP.format(n="c") + 'resources = ["customers"]\ncron = "*/15 * * * *"\n',
+    )
+    specs = schedule_specs(settings)
+    assert set(specs) == {"a/orders", "a/products", "b/orders", "c/customers"}
+    assert specs["a/orders"] == ScheduleSpec(shop="a", resource="orders", every=600.0, jitter=30.0)
+    assert specs["b/orders"].every == 120.0 and specs["b/orders"].cron is None
+    assert specs["c/customers"].cron == "*/15 * * * *" and specs["c/customers"].every is None
+    interval = specs["a/orders"].trigger()
+    assert isinstance(interval, IntervalTrigger) and interval.interval == timedelta(minutes=10) and interval.jitter == 30.0
+    cron = specs["c/customers"].trigger()
+    assert isinstance(cron, CronTrigger)
+    start = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    cron.jitter = None
+    assert cron.get_next_fire_time(None, start) == datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
+
+
+def test_a_global_cron_applies_to_shops_without_their_own(tmp_path):
+    settings = _settings(tmp_path, '[daemon]\ncron = "0 * * * *"\n' + SHOP.format(n="a") + 'resources = ["orders"]\n')
+    assert schedule_specs(settings)["a/orders"] == ScheduleSpec(shop="a", resource="orders", cron="0 * * * *", jitter=10.0)
+
+
+def test_first_runs_spread_over_the_jitter():
+    spec = ScheduleSpec(shop="a", resource="orders", every=300.0, jitter=20.0)
+    rng = random.Random(1)
+    delays = [spec.first_delay(rng) for _ in range(200)]
+    assert all(0 <= d <= 20 for d in delays) and max(delays) > 15 and min(delays) < 5
+    assert ScheduleSpec(shop="a", resource="o", every=5.0, jitter=60.0).first_delay(rng) <= 5.0
+    assert ScheduleSpec(shop="a", resource="o", every=5.0).first_delay(rng) == 0.0
+
+
+def test_diff_of_two_configurations():
+    a = ScheduleSpec(shop="a", resource="orders", every=60.0)
+    b = ScheduleSpec(shop="b", resource="orders", every=60.0)
+    c = ScheduleSpec(shop="c", resource="orders", every=60.0)
+    old = {s.job_id: s for s in (a, b)}
+    new = {s.job_id: s for s in (ScheduleSpec(shop="a", resource="orders", every=120.0), c)}
+    d = diff_specs(old, new)
+    assert (d.added, d.removed, d.changed) == (("c/orders",), ("b/orders",), ("a/orders",))
+    assert not diff_specs(old, dict(old))
+
+
+@pytest.mark.parametrize(
+    ("expr", "dow"),
+    [
+        ("0 3 * * 0", "sun"),
+        ("0 3 * * 7", "sun"),
+        ("0 3 * * 1-5", "mon,tue,wed,thu,fri"),
+        ("0 3 * * 5-7", "sun,fri,sat"),
+        ("0 3 * * 0,6", "sun,sat"),
+        ("0 3 * * */2", "sun,tue,thu,sat"),
+        ("0 3 * * mon-fri", "mon-fri"),
+        ("0 3 * * *", "*"),
+    ],
+)
+def test_crontab_weekdays_count_from_sunday(expr, dow):
+    # APScheduler 3 counts weekdays from Monday; crontab from Sunday. "0" must mean Sunday.
+    assert crontab_fields(expr)[4] == dow
+    trigger = ScheduleSpec(shop="a", resource="o", cron=expr).trigger()
+    fire = trigger.get_next_fire_time(None, datetime(2026, 11, 23, 12, tzinfo=UTC))  # a Monday
+    crontab_day = (fire.weekday() + 1) % 7  # Sunday = 0
+    assert _days(expr) is None or crontab_day in _days(expr)
+
+
+def _days(expr: str) -> set[int] | None:
+    field = expr.split()[4]
+    table = {"0": {0}, "7": {0}, "1-5": {1, 2, 3, 4, 5}, "5-7": {5, 6, 0}, "0,6": {0, 6}, "*/2": {0, 2, 4, 6}}
+    return table.get(field)
+
+
+def test_malformed_crontab_is_refused():
+    for bad in ("* * * *", "0 3 * * 9", "0 3 * * 5-2", "0 3 * * x"):
+        with pytest.raises(ValueError):
+            crontab_fields(bad)
+
+
+async def test_a_slow_run_is_never_started_twice_and_missed_runs_coalesce():
+    """A job taking 5 intervals runs one instance at a time; its missed runs are skipped, not queued."""
+    running = 0
+    peak = 0
+    started = 0
+    finished = asyncio.Event()
+
+    async def slow(shop: str, resource: str) -> None:
+        nonlocal running, peak, started
+        running += 1
+        started += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.25)  # the workload: a sync longer than its interval
+        running -= 1
+        if started >= 2:
+            finished.set()
+
+    async def nothing() -> None:
+        return None
+
+    scheduler = StreamScheduler(slow, heartbeat=nothing, heartbeat_every=10.0)
+    scheduler.start()
+    try:
+        scheduler.apply({"a/orders": ScheduleSpec(shop="a", resource="orders", every=0.05)})
+        async with asyncio.timeout(5):
+            await finished.wait()
+    finally:
+        scheduler.shutdown()
+        await asyncio.sleep(0)
+    assert peak == 1
+    assert scheduler.skipped >= 3
+    assert started == 2
+
+
+# -- parking ----------------------------------------------------------------------------------
+
+
+def test_parking_backs_off_exponentially_up_to_the_cap():
+    p = Parking(base=300.0, maximum=1000.0)
+    now = 1_000_000.0
+    durations = []
+    for _ in range(5):
+        park, new = p.park_shop("a", "HTTP 402: frozen", now)
+        assert new
+        durations.append(park.until - now)
+        assert p.active(("a", "orders"), now + 1) is park
+        now = park.until + 1  # retried after the parking ended, and failed again
+        assert p.active(("a", "orders"), now) is None
+    assert durations == [300.0, 600.0, 1000.0, 1000.0, 1000.0]
+
+
+def test_streams_failing_in_one_round_share_one_parking_and_success_resets():
+    p = Parking(base=60.0, maximum=3600.0)
+    first, new = p.park_shop("a", "HTTP 423: locked", 0.0)
+    again, new2 = p.park_shop("a", "HTTP 423: locked", 0.5)  # a sibling stream of the same round
+    assert new and not new2 and again is first and p.last_duration("a") == 60.0
+    stream, _ = p.park_stream(("b", "customers"), "access denied", 0.0)
+    assert p.active(("b", "customers"), 1.0) is stream and p.active(("b", "orders"), 1.0) is None
+    assert p.was_parked("a")
+    p.succeeded(("a", "orders"))
+    assert not p.was_parked("a") and p.active(("a", "products"), 1.0) is None
+    park, _ = p.park_shop("a", "HTTP 423: locked", 2.0)
+    assert park.until == 62.0  # back to the first step
+
+
+def test_parking_restored_after_a_restart_keeps_its_step():
+    p = Parking(base=60.0, maximum=3600.0)
+    p.restore(("a", "orders"), Park(reason="x", until=1240.0), parked_at=1000.0)
+    assert p.active(("a", "orders"), 1100.0) is not None
+    park, _ = p.park_stream(("a", "orders"), "x", 1300.0)
+    assert park.until - 1300.0 == 480.0
+
+
+def test_register_secrets_covers_tokens_and_database_passwords(tmp_path):
+    (tmp_path / "id").write_text("client-id-1234567")
+    (tmp_path / "secret").write_text("client-secret-abcdefgh")
+    path = tmp_path / "shopsync.toml"
+    path.write_text(
+        'database = "postgresql://sync:pg-password-98765@db.example/shopsync"\n'
+        + SHOP.format(n="a")
+        + SHOP.format(n="b").replace('access_token = { env = "T" }', 'client_id = { file = "id" }\nclient_secret = { file = "secret" }')
+    )
+    settings = load_settings(path, env={"T": "shpat_registered_1234"})
+    assert register_secrets(settings) == 4
+    for secret in ("shpat_registered_1234", "client-secret-abcdefgh", "pg-password-98765", "client-id-1234567"):
+        assert redact(f"x {secret} y") == "x *** y"
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+def _state(shop: str, resource: str, **kw) -> StreamState:
+    return StreamState(shop=shop, resource=resource, **kw)
+
+
+NOW = 1_764_115_200.0  # 2025-11-26T00:00:00Z
+
+
+def test_status_document_from_state_rows():
+    states = [
+        _state("acme", "orders", watermark="2025-11-25T23:59:00Z", last_success_at="2025-11-25T23:59:30Z",
+               window_start="2025-11-25T23:59:00Z", window_end="2025-11-25T23:59:50Z", path="bulk",
+               bulk_operation_id="gid://shopify/BulkOperation/7"),
+        _state("acme", "orders@deletions", watermark="2025-11-25T23:59:00Z"),
+        _state("acme", "customers", last_error="ShopUnavailableError: X-Shopify-Access-Token: shpat_leaky123",
+               last_error_at="2025-11-25T23:58:00Z", parked_until="2025-11-26T01:00:00Z",
+               parked_reason="access denied (403 Forbidden): missing scope read_customers"),
+        _state("other", "orders", watermark="2025-11-20T00:00:00Z"),
+    ]
+    ops = [BulkOperationRecord(id="gid://shopify/BulkOperation/7", shop="acme", resource="orders", status="RUNNING",
+                               object_count=1234, url="https://signed.example/secret-url")]
+    doc = build_status(states=states, bulk_operations=ops, now=NOW, shops=[("acme", ["orders", "customers", "products"])])
+    assert doc["generated_at"] == "2025-11-26T00:00:00Z"
+    (shop,) = doc["shops"]
+    rows = {r["resource"]: r for r in shop["resources"]}
+    assert list(rows) == ["orders", "customers", "products"]
+    assert rows["orders"]["lag_seconds"] == 60.0 and rows["orders"]["window"]["path"] == "bulk"
+    assert rows["orders"]["bulk_operations"][0]["object_count"] == 1234
+    assert rows["customers"]["parked"] == {
+        "reason": "access denied (403 Forbidden): missing scope read_customers", "until": "2025-11-26T01:00:00Z",
+    }
+    assert rows["products"]["watermark"] is None and rows["products"]["lag_seconds"] is None
+    text = orjson.dumps(doc).decode()
+    assert "shpat_leaky123" not in text and "signed.example" not in text  # redacted / never included
+    assert doc["summary"] == "1 shop, 0 syncing, max lag 60s"
+    table = format_table(doc)
+    assert "acme  orders" in table and "1m00s" in table and "bulk RUNNING 1,234 objects" in table
+    assert "parked until 2025-11-26T01:00:00Z: access denied" in table
+    assert "never synced" in table and table.rstrip().endswith("max lag 60s")
+
+
+def test_live_view_overrides_parking_and_adds_budgets():
+    live = LiveView(
+        syncing=frozenset({("acme", "orders")}),
+        parked_shops={"acme": Park(reason="HTTP 402: frozen", until=NOW + 300)},
+        next_runs={("acme", "orders"): NOW + 60},
+    )
+    doc = build_status(states=[_state("acme", "orders", watermark="2025-11-25T23:00:00Z")], now=NOW,
+                       shops=[("acme", ["orders"])], live=live)
+    (shop,) = doc["shops"]
+    assert shop["parked"]["reason"] == "HTTP 402: frozen" and shop["resources"][0]["syncing"]
+    assert shop["resources"][0]["next_run_at"] == "2025-11-26T00:01:00Z"
+    assert doc["summary"] == "1 shop, 1 syncing, max lag n/a, 1 parked"
+
+
+def test_human_durations():
+    assert [human_duration(s) for s in (None, 5, 65, 3_700, 90_000)] == ["-", "5s", "1m05s", "1h01m", "1d01h"]
+
+
+async def test_status_command_reads_the_database_while_a_writer_holds_it(tmp_path, capsys):
+    """`shopsync status` opens the database read-only and is not blocked by the daemon writing."""
+    db = tmp_path / "state.db"
+    config = tmp_path / "shopsync.toml"
+    config.write_text(f'database = "sqlite:///{db}"\n' + SHOP.format(n="acme") + 'resources = ["orders", "products"]\n')
+    storage = await open_storage(f"sqlite:///{db}")
+    try:
+        await storage.state.save_stream(_state("acme", "orders", watermark="2025-11-25T23:59:00Z",
+                                               last_success_at="2025-11-25T23:59:30Z"))
+    finally:
+        await storage.close()
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE stream_state SET last_error = 'in progress' WHERE resource = 'orders'")
+    try:
+        # Without the token variable in this shell: status needs no token.
+        code = status_cli.run(argparse.Namespace(config=str(config), json=False, shop=None))
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert "acme  orders" in out and "2025-11-25T23:59:00Z" in out and "products" in out
+        assert "in progress" not in out  # an uncommitted write is not seen
+        assert "configuration not fully loaded" in err
+        code = status_cli.run(argparse.Namespace(config=str(config), json=True, shop=["acme"]))
+        doc = orjson.loads(capsys.readouterr().out)
+        assert code == 0 and doc["shops"][0]["resources"][0]["watermark"] == "2025-11-25T23:59:00Z"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    missing = tmp_path / "nothing.toml"
+    missing.write_text(f'database = "sqlite:///{tmp_path}/none.db"\n' + SHOP.format(n="acme"))
+    assert status_cli.run(argparse.Namespace(config=str(missing), json=False, shop=None)) == 1
+    assert "no state database" in capsys.readouterr().err
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+def test_progress_bars_and_log_lines():
+    t = [100.0]
+    p = Progress([("acme", "orders"), ("acme", "products"), ("acme", "customers")], clock=lambda: t[0])
+    p.on_bulk_status("acme", "orders", "RUNNING", 4000)
+    p.on_records("acme", "products", "paginated", 250)
+    t[0] = 102.0
+    p.update_rates()
+    p.on_records("acme", "products", "paginated", 250)
+    t[0] = 104.0
+    p.update_rates()
+    lines = p.lines(width=120, height=10)
+    assert lines[0].startswith("acme/orders ") and "bulk RUNNING 4,000 objects" in lines[0]
+    assert "500 records" in lines[1] and "125/s" in lines[1]
+    assert lines[2].startswith("acme/customers") and lines[2].endswith("waiting")
+    assert lines[-1].startswith("0/3 streams done, 2 running, 1 waiting")
+    p.on_checkpoint("acme", "products", "2025-11-26T00:00:00Z")
+    p.finish([SimpleNamespace(shop="acme", resource="customers", ok=False, error="QueryError: boom", watermark=None, path=None)])
+    lines = p.lines(width=120, height=10)
+    assert any("FAILED: QueryError: boom" in line for line in lines)
+    assert any("done: 500 records via paginated, up to 2025-11-26T00:00:00Z" in line for line in lines)
+    # Many streams on a short terminal: the block is cut with a count of the rest.
+    many = Progress([("s", f"r{i}") for i in range(50)], clock=lambda: 0.0)
+    cut = many.lines(width=80, height=6)
+    assert len(cut) == 6 and cut[-1].startswith("… 45 more; ")
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("test.progress")
+    logger.addHandler(Keep())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    p.on_records("acme", "orders", "bulk", 42)
+    assert p.log_lines(logger) == 2  # one moving stream, one summary
+    assert records[0].shop == "acme" and records[0].resource == "orders" and "42 records" in records[0].getMessage()
+    assert p.log_lines(logger) == 1  # nothing moved: only the summary
+
+
+def test_bar_display_prints_log_lines_above_the_bars():
+    p = Progress([("acme", "orders")], clock=lambda: 0.0)
+    out = io.StringIO()
+    display = BarDisplay(p, out)
+    display.draw()
+    display.log_stream.write("a log line\n")
+    text = out.getvalue()
+    # The block (2 lines) is erased, the log line written, the block drawn again below it.
+    assert text.count("\x1b[2F\x1b[J") == 1
+    after = text.split("\x1b[2F\x1b[J", 1)[1]
+    assert after.startswith("a log line\nacme/orders")
+
+
+# -- the deterministic test mode ----------------------------------------------------------------
+
+
+async def test_run_once_mode_parks_a_locked_shop_until_its_backoff_ends(tmp_path):
+    """start(schedule=False) + run_once(): the same per-stream path as scheduled runs, no timers.
+    A locked shop (423) is parked; run_once skips it until the injected clock passes the parking."""
+    offset = [0.0]
+
+    def clock() -> float:
+        import time
+
+        return time.time() + offset[0]
+
+    async with run_simulator(small_shop("alpha", data={"orders": 60, "tie_group_size": 10, "big_orders": 0}),
+                             small_shop("beta", seed=4, data={"orders": 60, "tie_group_size": 10, "big_orders": 0})) as server:
+        alpha, beta = server.shops["alpha"], server.shops["beta"]
+        config = write_config(tmp_path / "shopsync.toml", [alpha, beta], daemon={"park_backoff": "5m", "park_backoff_max": "1h"})
+        env = token_env(alpha)
+        daemon = Daemon(load_settings(config, env=env), env=env, clock=clock)
+        await daemon.start(schedule=False)
+        try:
+            results = await daemon.run_once()
+            assert len(results) == 2 * len(ALL_RESOURCES) and all(r.ok for r in results)
+            beta.set_status(423)
+            results = await daemon.run_once()
+            assert {r.shop for r in results if not r.ok} == {"beta"}
+            assert "423" in daemon.parking.shops["beta"].reason
+            assert daemon.parking.last_duration("beta") == 300.0
+            results = await daemon.run_once()
+            assert {r.shop for r in results} == {"alpha"}  # beta is skipped while parked
+            beta.set_status(None)
+            offset[0] = 301.0
+            results = await daemon.run_once()
+            assert {r.shop for r in results} == {"alpha", "beta"} and all(r.ok for r in results)
+            assert "beta" not in daemon.parking.shops
+            assert daemon.scheduler is not None and not daemon.scheduler.specs  # nothing armed
+        finally:
+            await daemon.stop()
