@@ -542,7 +542,9 @@ class Daemon:
         try:
             new = await asyncio.to_thread(load_settings, self.config_path, env=self.env)
             _check_reloadable(self.settings, new)
-        except ConfigError as exc:
+        except Exception as exc:  # ConfigError, or anything unexpected: never take the daemon down
+            if not isinstance(exc, ConfigError):
+                log.exception("unexpected error while reloading the configuration")
             log.error("configuration reload rejected, the running configuration stays: %s", exc)
             self.notifier.ready(status=self.status_line())
             self.reloads.append(False)
@@ -678,7 +680,9 @@ class Daemon:
         key = (result.shop, result.resource)
         now = self.clock()
         exc = result.exception
-        if result.ok:
+        if _find_shop(self.settings, shop.name) is None:
+            pass  # removed by a reload while this run was in flight: nothing to park or retry
+        elif result.ok:
             self.parking.succeeded(key)
             self._transient.pop(key, None)
             self.successes[key] = self.successes.get(key, 0) + 1

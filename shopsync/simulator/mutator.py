@@ -4,8 +4,8 @@ Rates come from :class:`~shopsync.simulator.config.MutatorConfig`, per simulated
 the time scale: ``orders_per_day × time_scale`` orders are created per real day (so per real
 second ``orders_per_day × time_scale / 86400``). For each created order ``update_ratio`` existing
 records are updated (orders 70 %, products, customers and inventory levels 10 % each) and
-``delete_ratio`` records deleted (orders 90 %, customers 8 %, products and collections 1 % each;
-each deletion records a ``destroy`` event). Fractions carry over between steps, so the long-run
+``delete_ratio`` records deleted (orders 95 %, collections 5 %; see ``_DELETE_WEIGHTS`` for why
+not customers or products; each deletion records a ``destroy`` event). Fractions carry over between steps, so the long-run
 rates are exact whatever the step interval. Every ``burst_every / time_scale`` real seconds,
 ``burst_size`` existing orders are updated with one shared updatedAt second — the pagination
 stress Shopify produces when a merchant bulk-edits.
@@ -30,7 +30,11 @@ from shopsync.simulator.store import ShopStore
 __all__ = ["Mutator", "MutatorCounters"]
 
 _UPDATE_WEIGHTS = (("Order", 0.7), ("Product", 0.1), ("Customer", 0.1), ("InventoryLevel", 0.1))
-_DELETE_WEIGHTS = (("Order", 0.9), ("Customer", 0.08), ("Product", 0.01), ("Collection", 0.01))
+#: Only orders and collections are deleted. Shopify refuses to delete a customer who has orders,
+#: and deleting a product silently turns the ``product`` of old line items to null without
+#: touching those orders' ``updatedAt`` — a change no ``updated_at`` sync can see, which would make
+#: a faithful copy impossible to check against the truth export.
+_DELETE_WEIGHTS = (("Order", 0.95), ("Collection", 0.05))
 #: Bursts missed by a late step are not all replayed at once.
 _MAX_BURSTS_PER_STEP = 3
 

@@ -214,10 +214,17 @@ class DaemonProcess:
     @classmethod
     async def start(cls, config: Path, env: dict[str, str], *, prefix: list[str] | None = None,
                     log_level: str = "info") -> DaemonProcess:
-        argv = [*(prefix or []), sys.executable, "-m", "shopsync", "run", "--config", str(config),
-                "--log-format", "json", "--log-level", log_level]
+        """``shopsync run --config CONFIG`` with JSON logs (``prefix``: e.g. an ``unshare`` command)."""
+        args = ["run", "--config", str(config), "--log-format", "json", "--log-level", log_level]
+        return await cls.command(args, env, prefix=prefix)
+
+    @classmethod
+    async def command(cls, args: list[str], env: dict[str, str], *, prefix: list[str] | None = None,
+                      cwd: Path = REPO) -> DaemonProcess:
+        """``python -m shopsync ARGS`` as a child process."""
+        argv = [*(prefix or []), sys.executable, "-m", "shopsync", *args]
         proc = await asyncio.create_subprocess_exec(
-            *argv, env={**env, "PYTHONPATH": str(REPO)}, cwd=str(REPO),
+            *argv, env={**env, "PYTHONPATH": str(REPO)}, cwd=str(cwd),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )
         return cls(proc, argv)

@@ -9,7 +9,12 @@ import time
 
 import orjson
 import pytest
-from daemon_support import (
+
+from shopsync.daemon.app import RunState
+from shopsync.daemon.logs import redact, setup_logging
+from shopsync.simulator.server import run_simulator
+
+from .daemon_support import (
     ALL_RESOURCES,
     assert_matches_truth,
     bulk_operations,
@@ -22,10 +27,6 @@ from daemon_support import (
     until_status,
     write_config,
 )
-
-from shopsync.daemon.app import RunState
-from shopsync.daemon.logs import redact, setup_logging
-from shopsync.simulator.server import run_simulator
 
 pytestmark = pytest.mark.usefixtures("quiet_logs")
 

@@ -10,7 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_support import (
+
+from shopsync.simulator.server import run_simulator
+
+from .daemon_support import (
     DaemonProcess,
     NotifySocket,
     assert_matches_truth,
@@ -24,8 +27,6 @@ from daemon_support import (
     until_status,
     write_config,
 )
-
-from shopsync.simulator.server import run_simulator
 
 PROMTOOL = shutil.which("promtool")
 
@@ -220,3 +221,31 @@ async def test_stopped_process_fails_healthz_and_withholds_watchdog_pings(tmp_pa
             await daemon.kill()
             notify.close()
         assert any("stalled" in r.get("msg", "") for r in daemon.lines)
+
+
+async def test_demo_starts_syncs_stops_on_ctrl_c_and_resumes(tmp_path):
+    """`shopsync demo` (what `make demo` runs, here with a small store): it prints where to look,
+    syncs the live simulated shop, stops on SIGINT with exit 0, and a second run resumes from the
+    saved state — the same store (seed and anchor kept), no second backfill."""
+    state_dir = tmp_path / "demo-state"
+    args = ["demo", "--dir", str(state_dir), "--orders", "300", "--listen", "127.0.0.1:0", "--every", "1s"]
+    runs = []
+    for attempt in range(2):
+        demo = await DaemonProcess.command(args, dict(os.environ), cwd=tmp_path)
+        try:
+            url = await demo.url()
+            await demo.wait_line(lambda r: r.get("level") == "raw" and r["msg"].startswith("Ctrl-C stops"))
+            banner = "\n".join(line["msg"] for line in demo.lines if line.get("level") == "raw")
+            assert f"{url}/metrics" in banner and f"{url}/status" in banner
+            assert "shopsync status --config demo-state/shopsync.toml" in banner
+            assert ("first run: backfilling 300 orders" if attempt == 0 else "resuming from the saved state") in banner
+            await wait_status(url, lambda d: synced(d, "demo"))
+            demo.send(signal.SIGINT)
+            assert await demo.wait(15) == 0
+        finally:
+            await demo.kill()
+        runs.append(demo)
+    started = [[r["msg"] for r in run.lines if "started bulk operation" in r.get("msg", "")] for run in runs]
+    assert started[0] and not started[1]  # the backfill ran once
+    assert sorted(p.name for p in state_dir.iterdir()) >= ["demo.json", "shopsync.db", "shopsync.toml", "token"]
+    assert (state_dir / "token").stat().st_mode & 0o077 == 0

@@ -6,7 +6,14 @@ import asyncio
 import time
 
 import pytest
-from daemon_support import (
+
+from shopsync.daemon.status import persisted_park
+from shopsync.simulator.config import MutatorConfig
+from shopsync.simulator.server import run_simulator
+from shopsync.state.models import StreamState
+from shopsync.timeutil import format_ts, from_epoch
+
+from .daemon_support import (
     ALL_RESOURCES,
     assert_matches_truth,
     get_json,
@@ -17,12 +24,6 @@ from daemon_support import (
     token_env,
     write_config,
 )
-
-from shopsync.daemon.status import persisted_park
-from shopsync.simulator.config import MutatorConfig
-from shopsync.simulator.server import run_simulator
-from shopsync.state.models import StreamState
-from shopsync.timeutil import format_ts, from_epoch
 
 pytestmark = pytest.mark.usefixtures("quiet_logs")
 

@@ -17,7 +17,6 @@ import orjson
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from daemon_support import ALL_RESOURCES, small_shop, token_env, write_config
 
 from shopsync.config import load_settings
 from shopsync.daemon import status as status_cli
@@ -35,6 +34,8 @@ from shopsync.daemon.status import LiveView, Park, build_status, format_table, h
 from shopsync.simulator.server import run_simulator
 from shopsync.state.models import BulkOperationRecord, StreamState
 from shopsync.storage import open_storage
+
+from .daemon_support import ALL_RESOURCES, small_shop, token_env, write_config
 
 # -- schedules ------------------------------------------------------------------------------
 

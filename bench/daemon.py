@@ -1,0 +1,254 @@
+"""Daemon benchmark: CPU and memory of one ``shopsync run`` process keeping many simulated shops
+synced while they change, and the sync lag it achieves.
+
+Two processes: ``shopsync simulate --shops N`` (the shops, each with a live mutator creating
+50,000 orders a day in real time, plus updates and deletions) and ``shopsync run`` against them,
+so the daemon's own CPU is measured from ``/proc/<pid>/stat`` without the simulator's. After the
+backfill of every shop, the daemon is measured for ``--duration`` seconds: CPU (% of one core),
+RSS, and the sync lag of every (shop, resource) stream (``now − checkpoint``, scraped from
+``/metrics`` every few seconds) as p50/p99/max.
+
+``python -m bench daemon [--quick] [--shops 200] [--orders 1000] [--duration 300] [--json FILE]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+TOKEN = "shpat_bench_daemon_token"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) in MB."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024  # type: ignore[union-attr]
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", text).group(1)) / 1024  # type: ignore[union-attr]
+    return rss, hwm
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def write_config(path: Path, sim_url: str, shops: int, args: argparse.Namespace) -> None:
+    lines = [
+        f'database = "sqlite:///{path.parent / "state.db"}"',
+        "[sync]",
+        f'safety_margin = "{args.safety_margin}"',
+        'overlap = "1m"',
+        "[daemon]",
+        'listen = "127.0.0.1:0"',
+        f'every = "{args.every}"',
+        f'jitter = "{args.jitter}"',
+        'log_format = "json"',
+        'log_level = "warning"',
+    ]
+    for i in range(shops):
+        name = "sim" if i == 0 else f"sim{i + 1}"
+        lines += [
+            "[[shop]]",
+            f'name = "{name}"',
+            f'domain = "{name}.myshopify.com"',
+            f'api_url = "{sim_url}/shops/{name}/admin/api/2026-10/graphql.json"',
+            'access_token = { env = "BENCH_TOKEN" }',
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def read_until(stream: asyncio.StreamReader, pattern: re.Pattern[str], limit: float) -> re.Match[str]:
+    async with asyncio.timeout(limit):
+        while True:
+            line = (await stream.readline()).decode(errors="replace")
+            if not line:
+                raise RuntimeError("process exited before printing what was expected")
+            m = pattern.search(line)
+            if m:
+                return m
+
+
+async def drain(stream: asyncio.StreamReader, sink: list[str]) -> None:
+    while line := await stream.readline():
+        sink.append(line.decode(errors="replace"))
+
+
+async def scrape_lags(session: aiohttp.ClientSession, url: str) -> dict[tuple[str, str], float]:
+    async with session.get(url + "/metrics") as r:
+        text = await r.text()
+    lags = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "shopsync_sync_lag_seconds":
+            for sample in family.samples:
+                lags[(sample.labels["shop"], sample.labels["resource"])] = sample.value
+    return lags
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="shopsync-bench-daemon-"))
+    env = {**os.environ, "BENCH_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shopsync", "simulate", "--port", "0", "--shops", str(args.shops),
+        "--orders", str(args.orders), "--products", str(args.products), "--time-scale", "1",
+        "--mutate-orders-per-day", str(args.orders_per_day), "--token", TOKEN,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
+    )
+    daemon = None
+    logs: list[str] = []
+    try:
+        assert sim.stdout is not None
+        m = await read_until(sim.stdout, re.compile(r"listening on (http://\S+)"), 120)
+        sim_url = m.group(1)
+        sim_drain = asyncio.create_task(drain(sim.stdout, []))
+        config = work / "shopsync.toml"
+        write_config(config, sim_url, args.shops, args)
+        started = time.monotonic()
+        daemon = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shopsync", "run", "--config", str(config), "--log-level", "info",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+        )
+        assert daemon.stderr is not None
+        m = await read_until(daemon.stderr, re.compile(r"endpoints on (http://[\d.:]+)"), 120)
+        url = m.group(1)
+        daemon_drain = asyncio.create_task(drain(daemon.stderr, logs))
+        streams = args.shops * 7
+        print(f"{args.shops} shops ({streams} streams), {args.orders:,} orders each, mutators at "
+              f"{args.orders_per_day:,.0f} orders/day per shop; every {args.every}, jitter {args.jitter}, "
+              f"safety margin {args.safety_margin}", flush=True)
+
+        async with aiohttp.ClientSession() as session:
+            # Backfill: until every stream has a checkpoint.
+            while True:
+                lags = await scrape_lags(session, url)
+                if len(lags) >= streams:
+                    break
+                if daemon.returncode is not None:
+                    raise RuntimeError("the daemon exited during the backfill:\n" + "".join(logs[-20:]))
+                await asyncio.sleep(2)
+            backfill_s = time.monotonic() - started
+            backfill_cpu = cpu_seconds(daemon.pid)
+            print(f"backfill of every stream: {backfill_s:.0f} s, {backfill_cpu:.0f} CPU s", flush=True)
+
+            # Steady state: let one full schedule period pass before measuring.
+            await asyncio.sleep(args.settle)
+            cpu0, sim_cpu0, t0 = cpu_seconds(daemon.pid), cpu_seconds(sim.pid), time.monotonic()
+            samples: list[float] = []
+            rss_samples: list[float] = []
+            per_scrape_p99: list[float] = []
+            while time.monotonic() - t0 < args.duration:
+                lags = await scrape_lags(session, url)
+                samples.extend(lags.values())
+                per_scrape_p99.append(percentile(list(lags.values()), 0.99))
+                rss_samples.append(memory_mb(daemon.pid)[0])
+                await asyncio.sleep(args.sample_every)
+            elapsed = time.monotonic() - t0
+            cpu = cpu_seconds(daemon.pid) - cpu0
+            sim_cpu = cpu_seconds(sim.pid) - sim_cpu0
+            rss, hwm = memory_mb(daemon.pid)
+            async with session.get(url + "/status") as r:
+                status = orjson.loads(await r.read())
+        errors = sum(1 for s in status["shops"] for row in s["resources"] if row["last_error"])
+        parked = sum(1 for s in status["shops"] if s["parked"])
+
+        stop_at = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(daemon.wait(), 60)
+        stop_s = time.monotonic() - stop_at
+        await daemon_drain
+        daemon = None
+        sim_drain.cancel()
+        return {
+            "shops": args.shops,
+            "streams": streams,
+            "orders_per_shop": args.orders,
+            "orders_per_day_per_shop": args.orders_per_day,
+            "every": args.every,
+            "jitter": args.jitter,
+            "safety_margin": args.safety_margin,
+            "backfill_s": round(backfill_s, 1),
+            "measured_s": round(elapsed, 1),
+            "daemon_cpu_percent_of_one_core": round(100 * cpu / elapsed, 1),
+            "simulator_cpu_percent_of_one_core": round(100 * sim_cpu / elapsed, 1),
+            "daemon_rss_mb": round(rss, 1),
+            "daemon_rss_mb_avg": round(sum(rss_samples) / len(rss_samples), 1),
+            "daemon_peak_rss_mb": round(hwm, 1),
+            "lag_samples": len(samples),
+            "lag_p50_s": round(percentile(samples, 0.50), 1),
+            "lag_p99_s": round(percentile(samples, 0.99), 1),
+            "lag_max_s": round(max(samples), 1),
+            "streams_with_errors_at_end": errors,
+            "shops_parked_at_end": parked,
+            "stop_s": round(stop_s, 2),
+            "exit_code": code,
+        }
+    finally:
+        for proc in (daemon, sim):
+            if proc is not None and proc.returncode is None:
+                proc.send_signal(signal.SIGTERM if proc is daemon else signal.SIGINT)
+                try:
+                    await asyncio.wait_for(proc.wait(), 30)
+                except TimeoutError:
+                    proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench daemon", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="20 shops, a short measurement (about a minute)")
+    parser.add_argument("--shops", type=int, default=None, help="simulated shops (default 200; quick 20)")
+    parser.add_argument("--orders", type=int, default=None, help="orders per shop (default 1,000; quick 300)")
+    parser.add_argument("--products", type=int, default=50)
+    parser.add_argument("--orders-per-day", type=float, default=50_000.0, help="live orders per shop and day (real time)")
+    parser.add_argument("--every", default="30s")
+    parser.add_argument("--jitter", default="5s")
+    parser.add_argument("--safety-margin", default="15s")
+    parser.add_argument("--duration", type=float, default=None, help="measured seconds (default 300; quick 30)")
+    parser.add_argument("--settle", type=float, default=None, help="seconds after the backfill before measuring")
+    parser.add_argument("--sample-every", type=float, default=5.0)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    args.shops = args.shops or (20 if args.quick else 200)
+    args.orders = args.orders or (300 if args.quick else 1_000)
+    args.duration = args.duration or (30.0 if args.quick else 300.0)
+    args.settle = args.settle if args.settle is not None else (10.0 if args.quick else 60.0)
+    results = asyncio.run(bench(args))
+    print(
+        f"daemon over {results['measured_s']:.0f} s: CPU {results['daemon_cpu_percent_of_one_core']:.1f}% of one core "
+        f"(simulator {results['simulator_cpu_percent_of_one_core']:.1f}%), RSS {results['daemon_rss_mb']:.0f} MB "
+        f"(peak {results['daemon_peak_rss_mb']:.0f} MB)"
+    )
+    print(
+        f"sync lag over {results['lag_samples']:,} samples: p50 {results['lag_p50_s']:.1f} s, "
+        f"p99 {results['lag_p99_s']:.1f} s, max {results['lag_max_s']:.1f} s; "
+        f"{results['streams_with_errors_at_end']} streams with errors, {results['shops_parked_at_end']} shops parked"
+    )
+    print(f"SIGTERM → exit {results['exit_code']} in {results['stop_s']:.2f} s")
+    if args.json:
+        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    return 0 if results["exit_code"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
