@@ -5,8 +5,9 @@ batches for any (shop, resource). ``write`` returns only when the batch is durab
 fsynced): the state store relies on that to save the checkpoint after it.
 
 Implementations: :class:`shopsync.sinks.sqlite.SqliteSink` and
-:class:`shopsync.sinks.postgres.PostgresSink` (one table per resource, upsert newer-wins; each can
-share its state store's database and transaction) and :class:`shopsync.sinks.jsonl.JsonlSink`
+:class:`shopsync.sinks.postgres.PostgresSink` (one table per resource, upsert newer-wins, rules and
+shared logic in :mod:`shopsync.sinks.table`; each can share its state store's database and
+transaction) and :class:`shopsync.sinks.jsonl.JsonlSink`
 (append-only change log files). Every implementation passes
 ``tests/storage/test_sink_contract.py``.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "SinkStats",
     "WriteResult",
     "redact_url",
+    "replaces",
     "validate_resource_name",
     "validate_shop_name",
 ]
@@ -113,6 +115,16 @@ def redact_url(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def replaces(updated_at: str | None, stored_updated_at: str | None) -> bool:
+    """Whether a record version with ``updated_at`` replaces the stored one (the newer-wins rule).
+
+    Newer or equal wins, so a replay of the same version rewrites it harmlessly; a version without
+    ``updated_at`` (resources that have none), or a stored one without it, always replaces.
+    Timestamps are canonical (``2026-11-25T23:18:05Z``), so comparing the text orders them.
+    """
+    return updated_at is None or stored_updated_at is None or updated_at >= stored_updated_at
 
 
 @runtime_checkable

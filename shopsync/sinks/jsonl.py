@@ -44,7 +44,12 @@ from typing import Any
 import orjson
 
 from shopsync.errors import StorageError
-from shopsync.sinks.base import DEFAULT_ROTATE_BYTES, validate_resource_name, validate_shop_name
+from shopsync.sinks.base import (
+    DEFAULT_ROTATE_BYTES,
+    replaces,
+    validate_resource_name,
+    validate_shop_name,
+)
 from shopsync.state.base import settle
 from shopsync.state.models import Deletion, Record, SinkRow, SinkStats, WriteResult
 
@@ -123,7 +128,7 @@ def read_latest(root: Path, shop: str, resource: str) -> dict[str, SinkRow]:
                 continue
             ts = line.get("updatedAt")
             cur = newest.get(rid)
-            if cur is None or ts is None or cur[0] is None or ts >= cur[0]:
+            if cur is None or replaces(ts, cur[0]):
                 newest[rid] = (ts, orjson.dumps(line["data"], option=orjson.OPT_SORT_KEYS))
     rows: dict[str, SinkRow] = {}
     for rid in newest.keys() | deleted.keys():

@@ -21,15 +21,14 @@ dropped ones count as ``skipped_older``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
 import orjson
 
-from shopsync.sinks.base import validate_resource_name
-from shopsync.state.base import settle
+from shopsync.sinks.base import replaces, validate_resource_name
+from shopsync.sinks.table import TableSink, by_resource, delete_conflict, upsert_conflict, write_result
 from shopsync.state.models import Deletion, Record, SinkRow, SinkStats, WriteResult
 from shopsync.state.postgres import PostgresDatabase
 from shopsync.timeutil import format_ts, from_epoch, parse_ts
@@ -50,7 +49,7 @@ def _reduce(records: Sequence[Record]) -> list[Record]:
     best: dict[tuple[str, str], Record] = {}
     for r in records:
         cur = best.get((r.shop, r.id))
-        if cur is None or r.updated_at is None or cur.updated_at is None or r.updated_at >= cur.updated_at:
+        if cur is None or replaces(r.updated_at, cur.updated_at):
             best[(r.shop, r.id)] = r
     return list(best.values())
 
@@ -62,45 +61,14 @@ def _reduce_deletions(deletions: Sequence[Deletion]) -> list[Deletion]:
     return list(first.values())
 
 
-def _resources(records: Iterable[Record], deletions: Iterable[Deletion]) -> set[str]:
-    return {r.resource for r in records} | {d.resource for d in deletions}
-
-
-class PostgresSink:
+class PostgresSink(TableSink[PostgresDatabase]):
     """The :class:`~shopsync.sinks.base.Sink` writing one table per resource in PostgreSQL."""
 
-    def __init__(self, database: PostgresDatabase, *, clock: Callable[[], float] = time.time) -> None:
-        self.database = database
-        self.clock = clock
-        self._tables: set[str] = set()
-        self._opened = False
-
-    @property
-    def url(self) -> str:
-        return self.database.url
-
-    def __repr__(self) -> str:
-        return f"PostgresSink({self.database.url!r})"
-
-    async def open(self) -> None:
-        if self._opened:
-            return
-        await self.database.open()
-        try:
-            async with self.database.transaction("checking the sink schema") as conn:
-                await self.database.ensure_schema_version(
-                    conn, "sink_schema_version", SINK_SCHEMA_VERSION, _nothing
-                )
-        except BaseException:
-            await self.database.close()
-            raise
-        self._opened = True
-
-    async def close(self) -> None:
-        if self._opened:
-            self._opened = False
-            self._tables.clear()
-            await self.database.close()
+    async def _open_schema(self) -> None:
+        async with self.database.transaction("checking the sink schema") as conn:
+            await self.database.ensure_schema_version(
+                conn, "sink_schema_version", SINK_SCHEMA_VERSION, _nothing
+            )
 
     async def _create_table(self, conn: asyncpg.Connection, resource: str) -> None:
         t = self.database.table(validate_resource_name(resource))
@@ -112,35 +80,22 @@ class PostgresSink:
             f'CREATE INDEX IF NOT EXISTS "{resource}_shop_updated_at" ON {t} (shop, updated_at)'
         )
 
-    async def prepare(self, records: Sequence[Record], deletions: Sequence[Deletion]) -> None:
-        """Create the tables of the batch's resources that do not exist yet (own transaction)."""
-        missing = sorted(_resources(records, deletions) - self._tables)
-        if not missing:
-            return
-        for name in missing:
-            validate_resource_name(name)
-        async with self.database.transaction(f"creating sink tables {', '.join(missing)}") as conn:
+    async def _create_tables(self, names: list[str], *, what: str) -> None:
+        async with self.database.transaction(what) as conn:
             # Serialise creators: concurrent CREATE TABLE IF NOT EXISTS can still collide.
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext($1))", f"shopsync:{self.database.schema}"
             )
-            for name in missing:
+            for name in names:
                 await self._create_table(conn, name)
-        self._tables.update(missing)
 
     async def write_in(
         self, conn: asyncpg.Connection, records: Sequence[Record], deletions: Sequence[Deletion]
     ) -> WriteResult:
         """Write the batch with ``conn`` inside the caller's open transaction."""
         synced_at = from_epoch(self.clock())
-        by_resource: dict[str, tuple[list[Record], list[Deletion]]] = {}
-        for r in records:
-            by_resource.setdefault(r.resource, ([], []))[0].append(r)
-        for d in deletions:
-            by_resource.setdefault(d.resource, ([], []))[1].append(d)
         written = deleted = 0
-        for resource in sorted(by_resource):
-            recs, dels = by_resource[resource]
+        for resource, recs, dels in by_resource(records, deletions):
             t = self.database.table(validate_resource_name(resource))
             if resource not in self._tables:
                 await self._create_table(conn, resource)
@@ -150,12 +105,8 @@ class PostgresSink:
                     f"INSERT INTO {t} AS t (shop, id, updated_at, data, synced_at, deleted_at)"
                     " SELECT s.shop, s.id, s.updated_at, s.data::jsonb, $5, NULL"
                     " FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS s(shop, id, updated_at, data)"
-                    " ON CONFLICT (shop, id) DO UPDATE SET"
-                    " updated_at = excluded.updated_at, data = excluded.data, synced_at = excluded.synced_at,"
-                    " deleted_at = CASE WHEN t.deleted_at IS NOT NULL AND excluded.updated_at IS NOT NULL"
-                    " AND excluded.updated_at > t.deleted_at THEN NULL ELSE t.deleted_at END"
-                    " WHERE excluded.updated_at IS NULL OR t.updated_at IS NULL OR excluded.updated_at >= t.updated_at"
-                    " RETURNING 1",
+                    + upsert_conflict("t")
+                    + " RETURNING 1",
                     [r.shop for r in recs],
                     [r.id for r in recs],
                     [_ts(r.updated_at) for r in recs],
@@ -169,31 +120,15 @@ class PostgresSink:
                     f"INSERT INTO {t} AS t (shop, id, updated_at, data, synced_at, deleted_at)"
                     " SELECT s.shop, s.id, NULL, NULL, $4, s.deleted_at"
                     " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS s(shop, id, deleted_at)"
-                    " ON CONFLICT (shop, id) DO UPDATE SET deleted_at = excluded.deleted_at, synced_at = excluded.synced_at"
-                    " WHERE t.deleted_at IS NULL AND (t.updated_at IS NULL OR excluded.deleted_at >= t.updated_at)"
-                    " RETURNING 1",
+                    + delete_conflict("t")
+                    + " RETURNING 1",
                     [d.shop for d in dels],
                     [d.id for d in dels],
                     [_ts(d.deleted_at) for d in dels],
                     synced_at,
                 )
                 deleted += len(rows)
-        return WriteResult(
-            written=written,
-            skipped_older=(len(records) - written) + (len(deletions) - deleted),
-            deleted=deleted,
-        )
-
-    async def write(self, records: Sequence[Record] = (), deletions: Sequence[Deletion] = ()) -> WriteResult:
-        if not records and not deletions:
-            return WriteResult()
-        await self.prepare(records, deletions)
-        return await settle(self._write(records, deletions))
-
-    async def _write(self, records: Sequence[Record], deletions: Sequence[Deletion]) -> WriteResult:
-        what = f"writing {len(records)} records and {len(deletions)} deletions"
-        async with self.database.transaction(what) as conn:
-            return await self.write_in(conn, records, deletions)
+        return write_result(records, deletions, written, deleted)
 
     async def _table_exists(self, conn: asyncpg.Connection, resource: str) -> bool:
         return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", self.database.table(resource)))

@@ -10,22 +10,22 @@ Table ``<resource>`` (for example ``orders``)::
     deleted_at  TEXT            -- set when Shopify reported the record deleted; data is kept
     PRIMARY KEY (shop, id), index <resource>_shop_updated_at on (shop, updated_at)
 
-A record replaces the stored row only if its ``updated_at`` is newer than or equal to the stored
-one, so replaying an old page never overwrites newer data. A deletion marks the row (inserting a
-tombstone if the record was never seen) unless the stored version is newer than the deletion; a
-record version strictly newer than the deletion clears the mark.
+Rows follow the newer-wins rules of :mod:`shopsync.sinks.table`: a record replaces the stored row
+only if its ``updated_at`` is newer than or equal to the stored one, so replaying an old page never
+overwrites newer data; a deletion marks the row (inserting a tombstone if the record was never seen)
+unless the stored version is newer than the deletion; a record version strictly newer than the
+deletion clears the mark.
 """
 
 from __future__ import annotations
 
 import functools
 import sqlite3
-import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shopsync.sinks.base import validate_resource_name
+from shopsync.sinks.table import TableSink, by_resource, delete_conflict, upsert_conflict, write_result
 from shopsync.state.models import Deletion, Record, SinkRow, SinkStats, WriteResult
 from shopsync.state.sqlite import SqliteDatabase
 from shopsync.timeutil import format_ts, from_epoch
@@ -59,32 +59,20 @@ def _table_sql(resource: str) -> _TableSql:
             " synced_at TEXT NOT NULL, deleted_at TEXT, PRIMARY KEY (shop, id))",
             f"CREATE INDEX IF NOT EXISTS {index} ON {t} (shop, updated_at)",
         ),
-        # Newer-or-equal wins; NULL updated_at (resources without one) always replaces. deleted_at
-        # survives a replay of the pre-deletion version and is cleared only by a strictly newer one.
         upsert=(
             f"INSERT INTO {t} (shop, id, updated_at, data, synced_at, deleted_at) VALUES (?, ?, ?, ?, ?, NULL)"
-            f" ON CONFLICT (shop, id) DO UPDATE SET"
-            f" updated_at = excluded.updated_at, data = excluded.data, synced_at = excluded.synced_at,"
-            f" deleted_at = CASE WHEN {t}.deleted_at IS NOT NULL AND excluded.updated_at IS NOT NULL"
-            f" AND excluded.updated_at > {t}.deleted_at THEN NULL ELSE {t}.deleted_at END"
-            f" WHERE excluded.updated_at IS NULL OR {t}.updated_at IS NULL"
-            f" OR excluded.updated_at >= {t}.updated_at"
+            + upsert_conflict(t)
         ),
         delete=(
             f"INSERT INTO {t} (shop, id, updated_at, data, synced_at, deleted_at) VALUES (?, ?, NULL, NULL, ?, ?)"
-            f" ON CONFLICT (shop, id) DO UPDATE SET deleted_at = excluded.deleted_at, synced_at = excluded.synced_at"
-            f" WHERE {t}.deleted_at IS NULL AND ({t}.updated_at IS NULL OR excluded.deleted_at >= {t}.updated_at)"
+            + delete_conflict(t)
         ),
         select=f"SELECT id, updated_at, data, deleted_at FROM {t} WHERE shop = ?",
         stats=f"SELECT count(*), count(deleted_at), max(updated_at) FROM {t} WHERE shop = ?",
     )
 
 
-def _resources(records: Iterable[Record], deletions: Iterable[Deletion]) -> set[str]:
-    return {r.resource for r in records} | {d.resource for d in deletions}
-
-
-class SqliteSink:
+class SqliteSink(TableSink[SqliteDatabase]):
     """The :class:`~shopsync.sinks.base.Sink` writing one table per resource in a SQLite file.
 
     ``database`` may be the state store's :class:`SqliteDatabase` (then the state store writes
@@ -92,54 +80,19 @@ class SqliteSink:
     ``clock`` gives ``synced_at`` (epoch seconds).
     """
 
-    def __init__(self, database: SqliteDatabase, *, clock: Callable[[], float] = time.time) -> None:
-        self.database = database
-        self.clock = clock
-        self._tables: set[str] = set()
-        self._opened = False
-
-    @property
-    def url(self) -> str:
-        return self.database.url
-
-    def __repr__(self) -> str:
-        return f"SqliteSink({str(self.database.path)!r})"
-
-    async def open(self) -> None:
-        if self._opened:
-            return
-        await self.database.open()
-        try:
-            await self.database.transaction(self._check_schema, what="checking the sink schema")
-        except BaseException:
-            await self.database.close()
-            raise
-        self._opened = True
+    async def _open_schema(self) -> None:
+        await self.database.transaction(self._check_schema, what="checking the sink schema")
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         self.database.ensure_schema_version(conn, "sink_schema_version", SINK_SCHEMA_VERSION, lambda: None)
 
-    async def close(self) -> None:
-        if self._opened:
-            self._opened = False
-            self._tables.clear()
-            await self.database.close()
-
-    async def prepare(self, records: Sequence[Record], deletions: Sequence[Deletion]) -> None:
-        """Create the tables of the batch's resources that do not exist yet (own transaction)."""
-        missing = sorted(_resources(records, deletions) - self._tables)
-        if not missing:
-            return
-        for name in missing:
-            validate_resource_name(name)
-
+    async def _create_tables(self, names: list[str], *, what: str) -> None:
         def create(conn: sqlite3.Connection) -> None:
-            for name in missing:
+            for name in names:
                 for statement in _table_sql(name).create:
                     conn.execute(statement)
 
-        await self.database.transaction(create, what=f"creating sink tables {', '.join(missing)}")
-        self._tables.update(missing)
+        await self.database.transaction(create, what=what)
 
     def write_in(
         self, conn: sqlite3.Connection, records: Sequence[Record], deletions: Sequence[Deletion]
@@ -149,37 +102,20 @@ class SqliteSink:
         Tables missing from the cache (no :meth:`prepare` call) are created in that transaction.
         """
         synced_at = format_ts(from_epoch(self.clock()))
-        rows: dict[str, list[tuple[str, str, str | None, str, str]]] = defaultdict(list)
-        for r in records:
-            rows[r.resource].append((r.shop, r.id, r.updated_at, r.json_bytes().decode(), synced_at))
-        dels: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
-        for d in deletions:
-            dels[d.resource].append((d.shop, d.id, synced_at, d.deleted_at))
         written = deleted = 0
-        for resource in sorted(rows.keys() | dels.keys()):
+        for resource, recs, dels in by_resource(records, deletions):
             sql = _table_sql(resource)
             if resource not in self._tables:
                 for statement in sql.create:
                     conn.execute(statement)
-            if rows.get(resource):
+            if recs:
+                rows = [(r.shop, r.id, r.updated_at, r.json_bytes().decode(), synced_at) for r in recs]
                 # executemany sums changed rows; an upsert whose WHERE fails changes none.
-                written += conn.executemany(sql.upsert, rows[resource]).rowcount
-            if dels.get(resource):
-                deleted += conn.executemany(sql.delete, dels[resource]).rowcount
-        return WriteResult(
-            written=written,
-            skipped_older=(len(records) - written) + (len(deletions) - deleted),
-            deleted=deleted,
-        )
-
-    async def write(self, records: Sequence[Record] = (), deletions: Sequence[Deletion] = ()) -> WriteResult:
-        if not records and not deletions:
-            return WriteResult()
-        await self.prepare(records, deletions)
-        return await self.database.transaction(
-            lambda conn: self.write_in(conn, records, deletions),
-            what=f"writing {len(records)} records and {len(deletions)} deletions",
-        )
+                written += conn.executemany(sql.upsert, rows).rowcount
+            if dels:
+                tombstones = [(d.shop, d.id, synced_at, d.deleted_at) for d in dels]
+                deleted += conn.executemany(sql.delete, tombstones).rowcount
+        return write_result(records, deletions, written, deleted)
 
     def _table_exists(self, conn: sqlite3.Connection, resource: str) -> bool:
         row = conn.execute(

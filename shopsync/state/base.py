@@ -6,7 +6,8 @@ It owns the one operation the engine's correctness rests on, :meth:`StateStore.c
 reach the sink durably *before or together with* the checkpoint that covers them, never after.
 
 Implementations: :class:`shopsync.state.sqlite.SqliteStateStore` (the embedded default) and
-:class:`shopsync.state.postgres.PostgresStateStore`. Every implementation passes
+:class:`shopsync.state.postgres.PostgresStateStore`, which share their logic, commit included, in
+:class:`shopsync.state.database.DatabaseStateStore`. Every implementation passes
 ``tests/storage/test_state_contract.py``.
 
 Errors: every failure of the underlying database or file system is raised as

@@ -14,29 +14,24 @@ sink is a :class:`shopsync.sinks.sqlite.SqliteSink` on the *same* :class:`Sqlite
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from shopsync.engine.crashpoints import crashpoint
 from shopsync.errors import StorageError
 from shopsync.state.base import settle
-from shopsync.state.models import (
-    BulkOperationRecord,
-    CommitResult,
-    Deletion,
-    Record,
-    StreamState,
-    WriteResult,
+from shopsync.state.database import (
+    BULK_COLUMNS,
+    STREAM_COLUMNS,
+    DatabaseStateStore,
+    SharedDatabase,
+    upsert_sql,
 )
-
-if TYPE_CHECKING:
-    from shopsync.sinks.base import Sink
+from shopsync.state.models import BulkOperationRecord, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +40,6 @@ T = TypeVar("T")
 #: Version of the state tables this code writes. Bump with a migration in ``_MIGRATIONS``.
 STATE_SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
-
-_STREAM_COLUMNS = tuple(f.name for f in dataclasses.fields(StreamState))
-_BULK_COLUMNS = tuple(f.name for f in dataclasses.fields(BulkOperationRecord))
 
 _STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS stream_state (
@@ -93,59 +85,45 @@ CREATE INDEX IF NOT EXISTS bulk_operations_unfinished ON bulk_operations (finish
 """
 
 
-def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
-    cols = ", ".join(columns)
-    marks = ", ".join("?" for _ in columns)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+_SAVE_STREAM_SQL = upsert_sql(
+    "stream_state", STREAM_COLUMNS, ("shop", "resource"), ["?"] * len(STREAM_COLUMNS)
+)
+_SAVE_BULK_SQL = upsert_sql("bulk_operations", BULK_COLUMNS, ("id",), ["?"] * len(BULK_COLUMNS))
 
 
-_SAVE_STREAM_SQL = _upsert_sql("stream_state", _STREAM_COLUMNS, ("shop", "resource"))
-_SAVE_BULK_SQL = _upsert_sql("bulk_operations", _BULK_COLUMNS, ("id",))
-
-
-class SqliteDatabase:
-    """One SQLite file, one connection, one worker thread; shared by the state store and the sink.
-
-    ``open``/``close`` are reference counted so the state store and a sink on the same file can each
-    open and close it; the connection closes with the last ``close``.
-    """
+class SqliteDatabase(SharedDatabase):
+    """One SQLite file, one connection, one worker thread; shared by the state store and the sink."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        super().__init__()
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._users = 0
-        self._lock = asyncio.Lock()
 
     @property
-    def url(self) -> str:
+    def url(self) -> str:  # type: ignore[override]
         return f"sqlite://{self.path}"
 
-    def __repr__(self) -> str:
-        return f"SqliteDatabase({str(self.path)!r})"
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def _fail(self, what: str, exc: BaseException) -> StorageError:
         return StorageError(f"{what} failed on SQLite database {self.path}: {exc}")
 
-    async def open(self) -> None:
+    async def _connect(self) -> None:
         """Open the file (creating it and its directory if missing) with WAL and full sync."""
-        async with self._lock:
-            if self._users:
-                self._users += 1
-                return
-            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{self.path.name}")
-            loop = asyncio.get_running_loop()
-            try:
-                self._conn = await loop.run_in_executor(executor, self._connect)
-            except BaseException:
-                executor.shutdown(wait=False)
-                raise
-            self._executor = executor
-            self._users = 1
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{self.path.name}")
+        loop = asyncio.get_running_loop()
+        try:
+            self._conn = await loop.run_in_executor(executor, self._open_connection)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        self._executor = executor
 
-    def _connect(self) -> sqlite3.Connection:
+    def _open_connection(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: no implicit transactions; we issue BEGIN IMMEDIATE ourselves.
@@ -171,23 +149,17 @@ class SqliteDatabase:
             raise self._fail("opening", exc) from exc
         return conn
 
-    async def close(self) -> None:
-        """Drop one user; the last one closes the connection (after queued work finished)."""
-        async with self._lock:
-            if not self._users:
-                return
-            self._users -= 1
-            if self._users:
-                return
-            conn, executor = self._conn, self._executor
-            self._conn = self._executor = None
-            assert conn is not None and executor is not None
-            try:
-                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-            except sqlite3.Error as exc:
-                raise self._fail("closing", exc) from exc
-            finally:
-                executor.shutdown(wait=False)
+    async def _disconnect(self) -> None:
+        """Close the connection after the work queued on its thread."""
+        conn, executor = self._conn, self._executor
+        self._conn = self._executor = None
+        assert conn is not None and executor is not None
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        except sqlite3.Error as exc:
+            raise self._fail("closing", exc) from exc
+        finally:
+            executor.shutdown(wait=False)
 
     @property
     def is_open(self) -> bool:
@@ -204,6 +176,9 @@ class SqliteDatabase:
         errors as StorageError naming the file and ``what``). The commit is durable on return.
         """
         return await self._submit(functools.partial(self._call_in_transaction, fn, what))
+
+    async def atomic(self, what: str, *steps: Callable[[sqlite3.Connection], Any]) -> list[Any]:
+        return await self.transaction(lambda conn: [step(conn) for step in steps], what=what)
 
     async def _submit(self, job: Callable[[], T]) -> T:
         if self._conn is None or self._executor is None:
@@ -265,24 +240,24 @@ class SqliteDatabase:
 
 
 def _stream_from_row(row: Sequence[Any]) -> StreamState:
-    return StreamState(**dict(zip(_STREAM_COLUMNS, row, strict=True)))
+    return StreamState(**dict(zip(STREAM_COLUMNS, row, strict=True)))
 
 
 def _bulk_from_row(row: Sequence[Any]) -> BulkOperationRecord:
-    values = dict(zip(_BULK_COLUMNS, row, strict=True))
+    values = dict(zip(BULK_COLUMNS, row, strict=True))
     values["finished"] = bool(values["finished"])
     return BulkOperationRecord(**values)
 
 
 def _stream_params(state: StreamState) -> tuple[Any, ...]:
-    return tuple(getattr(state, c) for c in _STREAM_COLUMNS)
+    return tuple(getattr(state, c) for c in STREAM_COLUMNS)
 
 
 def _bulk_params(rec: BulkOperationRecord) -> tuple[Any, ...]:
-    return tuple(int(v) if isinstance(v, bool) else v for v in (getattr(rec, c) for c in _BULK_COLUMNS))
+    return tuple(int(v) if isinstance(v, bool) else v for v in (getattr(rec, c) for c in BULK_COLUMNS))
 
 
-class SqliteStateStore:
+class SqliteStateStore(DatabaseStateStore[SqliteDatabase]):
     """The :class:`~shopsync.state.base.StateStore` on a SQLite file.
 
     ``sink`` is where :meth:`commit` writes records. A :class:`~shopsync.sinks.sqlite.SqliteSink`
@@ -290,33 +265,14 @@ class SqliteStateStore:
     sink is written (durably) first and the state saved after.
     """
 
-    def __init__(self, database: SqliteDatabase, sink: Sink | None = None) -> None:
-        self.database = database
-        self.sink = sink
-        self._opened = False
+    _UNFINISHED = "finished = 0"
 
-    @property
-    def url(self) -> str:
-        return self.database.url
+    @staticmethod
+    def _mark(n: int) -> str:
+        return "?"
 
-    def __repr__(self) -> str:
-        return f"SqliteStateStore({str(self.database.path)!r})"
-
-    @property
-    def shares_transaction(self) -> bool:
-        """True when :meth:`commit` writes rows and state in one transaction."""
-        return getattr(self.sink, "database", None) is self.database and hasattr(self.sink, "write_in")
-
-    async def open(self) -> None:
-        if self._opened:
-            return
-        await self.database.open()
-        try:
-            await self.database.transaction(self._create_schema, what="creating the state tables")
-        except BaseException:
-            await self.database.close()
-            raise
-        self._opened = True
+    async def _open_schema(self) -> None:
+        await self.database.transaction(self._create_schema, what="creating the state tables")
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         def create() -> None:
@@ -326,106 +282,22 @@ class SqliteStateStore:
 
         self.database.ensure_schema_version(conn, "state_schema_version", STATE_SCHEMA_VERSION, create)
 
-    async def close(self) -> None:
-        if self._opened:
-            self._opened = False
-            await self.database.close()
-
-    async def get_stream(self, shop: str, resource: str) -> StreamState | None:
-        sql = f"SELECT {', '.join(_STREAM_COLUMNS)} FROM stream_state WHERE shop = ? AND resource = ?"
-        row = await self.database.run(
-            lambda conn: conn.execute(sql, (shop, resource)).fetchone(),
-            what=f"reading stream state of {shop}/{resource}",
-        )
-        return None if row is None else _stream_from_row(row)
-
-    async def list_streams(self) -> list[StreamState]:
-        sql = f"SELECT {', '.join(_STREAM_COLUMNS)} FROM stream_state ORDER BY shop, resource"
-        rows = await self.database.run(
-            lambda conn: conn.execute(sql).fetchall(), what="listing stream states"
-        )
+    async def _select_streams(self, where: str, params: list[Any], *, what: str) -> list[StreamState]:
+        sql = f"SELECT {', '.join(STREAM_COLUMNS)} FROM stream_state{where} ORDER BY shop, resource"
+        rows = await self.database.run(lambda conn: conn.execute(sql, params).fetchall(), what=what)
         return [_stream_from_row(r) for r in rows]
 
-    async def save_stream(self, state: StreamState) -> None:
-        params = _stream_params(state)
-        await self.database.transaction(
-            lambda conn: conn.execute(_SAVE_STREAM_SQL, params),
-            what=f"saving stream state of {state.shop}/{state.resource}",
-        )
-
-    async def get_bulk_operation(self, id: str) -> BulkOperationRecord | None:
-        sql = f"SELECT {', '.join(_BULK_COLUMNS)} FROM bulk_operations WHERE id = ?"
-        row = await self.database.run(
-            lambda conn: conn.execute(sql, (id,)).fetchone(), what=f"reading bulk operation {id}"
-        )
-        return None if row is None else _bulk_from_row(row)
-
-    async def list_bulk_operations(
-        self,
-        *,
-        shop: str | None = None,
-        resource: str | None = None,
-        unfinished_only: bool = True,
-    ) -> list[BulkOperationRecord]:
-        where: list[str] = []
-        params: list[Any] = []
-        if shop is not None:
-            where.append("shop = ?")
-            params.append(shop)
-        if resource is not None:
-            where.append("resource = ?")
-            params.append(resource)
-        if unfinished_only:
-            where.append("finished = 0")
-        sql = f"SELECT {', '.join(_BULK_COLUMNS)} FROM bulk_operations"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, id"
-        rows = await self.database.run(
-            lambda conn: conn.execute(sql, params).fetchall(), what="listing bulk operations"
-        )
+    async def _select_bulk(self, where: str, params: list[Any], *, what: str) -> list[BulkOperationRecord]:
+        sql = f"SELECT {', '.join(BULK_COLUMNS)} FROM bulk_operations{where} ORDER BY created_at, id"
+        rows = await self.database.run(lambda conn: conn.execute(sql, params).fetchall(), what=what)
         return [_bulk_from_row(r) for r in rows]
-
-    async def save_bulk_operation(self, rec: BulkOperationRecord) -> None:
-        params = _bulk_params(rec)
-        await self.database.transaction(
-            lambda conn: conn.execute(_SAVE_BULK_SQL, params), what=f"saving bulk operation {rec.id}"
-        )
 
     def _save_state_in(
         self, conn: sqlite3.Connection, state: StreamState, bulk: BulkOperationRecord | None
     ) -> None:
         conn.execute(_SAVE_STREAM_SQL, _stream_params(state))
         if bulk is not None:
-            conn.execute(_SAVE_BULK_SQL, _bulk_params(bulk))
+            self._save_bulk_in(conn, bulk)
 
-    async def commit(
-        self,
-        state: StreamState,
-        records: Sequence[Record] = (),
-        deletions: Sequence[Deletion] = (),
-        bulk: BulkOperationRecord | None = None,
-    ) -> CommitResult:
-        what = f"committing {len(records)} records and the checkpoint of {state.shop}/{state.resource}"
-        if (records or deletions) and self.sink is None:
-            raise StorageError(f"{what}: no sink configured for {self.database.path}")
-        sink = self.sink
-        if self.shares_transaction and (records or deletions):
-            # Same file: rows and checkpoint in ONE transaction. Missing tables are created first,
-            # in their own transaction, so that a rollback here never leaves the sink's cache of
-            # existing tables wrong.
-            await sink.prepare(records, deletions)  # type: ignore[union-attr]
-
-            def tx(conn: sqlite3.Connection) -> WriteResult:
-                result: WriteResult = sink.write_in(conn, records, deletions)  # type: ignore[union-attr]
-                self._save_state_in(conn, state, bulk)
-                return result
-
-            return await self.database.transaction(tx, what=what)
-        result = WriteResult()
-        if records or deletions:
-            assert sink is not None
-            result = await sink.write(records, deletions)  # durable on return
-            crashpoint("after_sink_write")
-        await self.database.transaction(lambda conn: self._save_state_in(conn, state, bulk), what=what)
-        return result
+    def _save_bulk_in(self, conn: sqlite3.Connection, rec: BulkOperationRecord) -> None:
+        conn.execute(_SAVE_BULK_SQL, _bulk_params(rec))
