@@ -3,10 +3,14 @@ synced while they change, and the sync lag it achieves.
 
 Two processes: ``shopsync simulate --shops N`` (the shops, each with a live mutator creating
 50,000 orders a day in real time, plus updates and deletions) and ``shopsync run`` against them,
-so the daemon's own CPU is measured from ``/proc/<pid>/stat`` without the simulator's. After the
-backfill of every shop, the daemon is measured for ``--duration`` seconds: CPU (% of one core),
-RSS, and the sync lag of every (shop, resource) stream (``now − checkpoint``, scraped from
-``/metrics`` every few seconds) as p50/p99/max.
+so the daemon's own CPU is measured from ``/proc/<pid>/stat`` without the simulator's.
+
+1. **Backfill**: a first daemon copies every shop from scratch (bulk operations); its time, CPU
+   and peak RSS are recorded, then it is stopped with SIGTERM.
+2. **Keeping up**: a second daemon resumes from the saved checkpoints — what a restarted or
+   long-running daemon does — and, after ``--settle`` seconds, is measured for ``--duration``
+   seconds: CPU (% of one core), RSS, and the sync lag of every (shop, resource) stream
+   (``now − checkpoint``, scraped from ``/metrics`` every few seconds) as p50/p99/max.
 
 ``python -m bench daemon [--quick] [--shops 200] [--orders 1000] [--duration 300] [--json FILE]``
 """
@@ -30,6 +34,8 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 TOKEN = "shpat_bench_daemon_token"
+#: The engine's line at the end of each stream run: "... N records via PATH in 1.2s".
+_RUN_SECONDS = re.compile(r"records via \w+ in ([\d.]+)s")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -59,7 +65,7 @@ def write_config(path: Path, sim_url: str, shops: int, args: argparse.Namespace)
         f'database = "sqlite:///{path.parent / "state.db"}"',
         "[sync]",
         f'safety_margin = "{args.safety_margin}"',
-        'overlap = "1m"',
+        f'overlap = "{args.overlap}"',
         "[daemon]",
         'listen = "127.0.0.1:0"',
         f'every = "{args.every}"',
@@ -106,13 +112,26 @@ async def scrape_lags(session: aiohttp.ClientSession, url: str) -> dict[tuple[st
     return lags
 
 
+async def start_daemon(
+    config: Path, env: dict[str, str], logs: list[str]
+) -> tuple[asyncio.subprocess.Process, str, asyncio.Task[None]]:
+    """``shopsync run`` in its own process; returns it, its endpoint URL and its log drain."""
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shopsync", "run", "--config", str(config), "--log-level", "info",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+    )
+    assert daemon.stderr is not None
+    m = await read_until(daemon.stderr, re.compile(r"endpoints on (http://[\d.:]+)"), 120)
+    return daemon, m.group(1), asyncio.create_task(drain(daemon.stderr, logs))
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="shopsync-bench-daemon-"))
     env = {**os.environ, "BENCH_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shopsync", "simulate", "--port", "0", "--shops", str(args.shops),
         "--orders", str(args.orders), "--products", str(args.products), "--time-scale", "1",
-        "--mutate-orders-per-day", str(args.orders_per_day), "--token", TOKEN,
+        "--mutate-orders-per-day", str(args.orders_per_day), "--token", TOKEN, "--plan", args.plan,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
     )
     daemon = None
@@ -124,22 +143,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         sim_drain = asyncio.create_task(drain(sim.stdout, []))
         config = work / "shopsync.toml"
         write_config(config, sim_url, args.shops, args)
-        started = time.monotonic()
-        daemon = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shopsync", "run", "--config", str(config), "--log-level", "info",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
-        )
-        assert daemon.stderr is not None
-        m = await read_until(daemon.stderr, re.compile(r"endpoints on (http://[\d.:]+)"), 120)
-        url = m.group(1)
-        daemon_drain = asyncio.create_task(drain(daemon.stderr, logs))
         streams = args.shops * 7
-        print(f"{args.shops} shops ({streams} streams), {args.orders:,} orders each, mutators at "
-              f"{args.orders_per_day:,.0f} orders/day per shop; every {args.every}, jitter {args.jitter}, "
-              f"safety margin {args.safety_margin}", flush=True)
+        print(f"{args.shops} shops ({streams} streams) on the {args.plan} plan, {args.orders:,} orders each, "
+              f"mutators at {args.orders_per_day:,.0f} orders/day per shop; every {args.every}, jitter {args.jitter}, "
+              f"safety margin {args.safety_margin}, overlap {args.overlap}", flush=True)
 
         async with aiohttp.ClientSession() as session:
-            # Backfill: until every stream has a checkpoint.
+            # 1. Backfill with a first daemon, until every stream has a checkpoint.
+            started = time.monotonic()
+            daemon, url, daemon_drain = await start_daemon(config, env, logs)
             while True:
                 lags = await scrape_lags(session, url)
                 if len(lags) >= streams:
@@ -149,18 +161,25 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(2)
             backfill_s = time.monotonic() - started
             backfill_cpu = cpu_seconds(daemon.pid)
-            print(f"backfill of every stream: {backfill_s:.0f} s, {backfill_cpu:.0f} CPU s", flush=True)
+            _, backfill_peak = memory_mb(daemon.pid)
+            daemon.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(daemon.wait(), 60)
+            await daemon_drain
+            print(f"backfill of every stream: {backfill_s:.0f} s, {backfill_cpu:.0f} CPU s, "
+                  f"peak RSS {backfill_peak:.0f} MB", flush=True)
 
-            # Steady state: let one full schedule period pass before measuring.
+            # 2. Keeping up: a second daemon resumes from the checkpoints.
+            daemon, url, daemon_drain = await start_daemon(config, env, logs)
             await asyncio.sleep(args.settle)
             cpu0, sim_cpu0, t0 = cpu_seconds(daemon.pid), cpu_seconds(sim.pid), time.monotonic()
             samples: list[float] = []
+            by_resource: dict[str, list[float]] = {}
             rss_samples: list[float] = []
-            per_scrape_p99: list[float] = []
             while time.monotonic() - t0 < args.duration:
                 lags = await scrape_lags(session, url)
                 samples.extend(lags.values())
-                per_scrape_p99.append(percentile(list(lags.values()), 0.99))
+                for (_, resource), lag in lags.items():
+                    by_resource.setdefault(resource, []).append(lag)
                 rss_samples.append(memory_mb(daemon.pid)[0])
                 await asyncio.sleep(args.sample_every)
             elapsed = time.monotonic() - t0
@@ -179,15 +198,22 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         await daemon_drain
         daemon = None
         sim_drain.cancel()
+        if args.log_file:
+            args.log_file.write_text("".join(logs))
+        runs = [float(m.group(1)) for line in logs if (m := _RUN_SECONDS.search(line))]
         return {
             "shops": args.shops,
             "streams": streams,
             "orders_per_shop": args.orders,
             "orders_per_day_per_shop": args.orders_per_day,
+            "plan": args.plan,
             "every": args.every,
+            "overlap": args.overlap,
             "jitter": args.jitter,
             "safety_margin": args.safety_margin,
             "backfill_s": round(backfill_s, 1),
+            "backfill_cpu_s": round(backfill_cpu, 1),
+            "backfill_peak_rss_mb": round(backfill_peak, 1),
             "measured_s": round(elapsed, 1),
             "daemon_cpu_percent_of_one_core": round(100 * cpu / elapsed, 1),
             "simulator_cpu_percent_of_one_core": round(100 * sim_cpu / elapsed, 1),
@@ -198,6 +224,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "lag_p50_s": round(percentile(samples, 0.50), 1),
             "lag_p99_s": round(percentile(samples, 0.99), 1),
             "lag_max_s": round(max(samples), 1),
+            "run_seconds_p50": round(percentile(runs, 0.50), 2),
+            "run_seconds_p99": round(percentile(runs, 0.99), 2),
+            "lag_p99_s_by_resource": {r: round(percentile(v, 0.99), 1) for r, v in sorted(by_resource.items())},
             "streams_with_errors_at_end": errors,
             "shops_parked_at_end": parked,
             "stop_s": round(stop_s, 2),
@@ -221,13 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=None, help="orders per shop (default 1,000; quick 300)")
     parser.add_argument("--products", type=int, default=50)
     parser.add_argument("--orders-per-day", type=float, default=50_000.0, help="live orders per shop and day (real time)")
+    parser.add_argument(
+        "--plan", default="plus", help="the shops' Shopify plan (bucket and restore rate); 50k orders/day is a Plus store"
+    )
     parser.add_argument("--every", default="30s")
+    parser.add_argument("--overlap", default="1m")
     parser.add_argument("--jitter", default="5s")
     parser.add_argument("--safety-margin", default="15s")
     parser.add_argument("--duration", type=float, default=None, help="measured seconds (default 300; quick 30)")
     parser.add_argument("--settle", type=float, default=None, help="seconds after the backfill before measuring")
     parser.add_argument("--sample-every", type=float, default=5.0)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    parser.add_argument("--log-file", type=Path, default=None, help="write the daemons' log lines to this file")
     args = parser.parse_args(argv)
     args.shops = args.shops or (20 if args.quick else 200)
     args.orders = args.orders or (300 if args.quick else 1_000)
@@ -235,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     args.settle = args.settle if args.settle is not None else (10.0 if args.quick else 60.0)
     results = asyncio.run(bench(args))
     print(
-        f"daemon over {results['measured_s']:.0f} s: CPU {results['daemon_cpu_percent_of_one_core']:.1f}% of one core "
+        f"keeping up, over {results['measured_s']:.0f} s: CPU {results['daemon_cpu_percent_of_one_core']:.1f}% of one core "
         f"(simulator {results['simulator_cpu_percent_of_one_core']:.1f}%), RSS {results['daemon_rss_mb']:.0f} MB "
         f"(peak {results['daemon_peak_rss_mb']:.0f} MB)"
     )
@@ -244,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 {results['lag_p99_s']:.1f} s, max {results['lag_max_s']:.1f} s; "
         f"{results['streams_with_errors_at_end']} streams with errors, {results['shops_parked_at_end']} shops parked"
     )
+    print(f"one stream run (both daemons): p50 {results['run_seconds_p50']:.2f} s, p99 {results['run_seconds_p99']:.2f} s")
+    print("p99 lag by resource: " + ", ".join(f"{r} {v:.0f} s" for r, v in results["lag_p99_s_by_resource"].items()))
     print(f"SIGTERM → exit {results['exit_code']} in {results['stop_s']:.2f} s")
     if args.json:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
