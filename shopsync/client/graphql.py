@@ -470,7 +470,10 @@ def classify_http_status(
     if status >= 500 or status == 430:
         return Verdict(
             outcome="http_5xx" if status >= 500 else "http_4xx",
-            budget="abandon",  # it may have run (a 504 after execution): keep the points taken
+            # 502/503 come from the edge before the query runs: nothing was charged, so the points
+            # go back (keeping them would make a shop that answers 503 from its first request wait
+            # a whole bucket refill per retry). A 500 or 504 may have run: keep the points taken.
+            budget="cancel" if status in (502, 503) else "abandon",
             error=TransientError(
                 f"shop {shop}: {operation}: HTTP {status}{detail}",
                 reason=f"http_{status}",

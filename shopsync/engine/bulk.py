@@ -70,7 +70,8 @@ async def read_window(ctx: StreamContext, state: StreamState) -> StreamState:
             op = await _wait(ctx, op)
         if op.status == "COMPLETED":
             try:
-                state = await _ingest(ctx, state, op)
+                async with ctx.ingest_slots:
+                    state = await _ingest(ctx, state, op)
             except IntegrityError as exc:
                 guard_failures += 1
                 ctx.observer.on_guard_mismatch(ctx.shop.name, ctx.resource.name, "bulk_root_count")
@@ -102,7 +103,8 @@ async def read_window(ctx: StreamContext, state: StreamState) -> StreamState:
         elif op.status == "FAILED":
             resume_at = state.window_start
             if op.partial_data_url:
-                state, resume_at = await _ingest_partial(ctx, state, op)
+                async with ctx.ingest_slots:
+                    state, resume_at = await _ingest_partial(ctx, state, op)
             log.warning(
                 "%s: bulk operation %s failed (%s); resuming the window from %s",
                 ctx.label, op.id, op.error_code, resume_at or "its start",

@@ -73,6 +73,9 @@ class StreamContext:
     settings: Any  # shopsync.config.SyncSettings
     session: Any  # aiohttp.ClientSession (for result downloads)
     work_dir: Path  # where bulk result files and spill databases live
+    #: Shared by every stream of the process: how many bulk result files are downloaded and
+    #: reassembled at once. Local disk, CPU and memory are the limit there, not Shopify.
+    ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     observer: EngineObserver = field(default_factory=NullObserver)
     priority: int = 0
     clock: Callable[[], float] = time.time

@@ -19,7 +19,8 @@ from shopsync.errors import StorageError, TransientError
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
+#: Bytes read per step: the memory one download holds (many may run at once).
+CHUNK = 256 << 10
 
 
 class UrlExpiredError(Exception):

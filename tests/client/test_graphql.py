@@ -705,7 +705,9 @@ def test_classify_http_status_table():
         423: ("locked", "cancel", ShopUnavailableError),
         429: ("http_429", "cancel", TransientError),
         500: ("http_5xx", "abandon", TransientError),
-        503: ("http_5xx", "abandon", TransientError),
+        502: ("http_5xx", "cancel", TransientError),
+        503: ("http_5xx", "cancel", TransientError),
+        504: ("http_5xx", "abandon", TransientError),
         400: ("http_4xx", "cancel", QueryError),
         430: ("http_4xx", "abandon", TransientError),
     }
