@@ -53,12 +53,12 @@ from shopsync.daemon.logs import log_context, register_secret, setup_logging
 from shopsync.daemon.metrics import Metrics, StateSnapshot, format_status
 from shopsync.daemon.scheduler import StreamScheduler, quiet_apscheduler, schedule_specs
 from shopsync.daemon.sdnotify import DEFAULT_STALL_AFTER, Notifier, Watchdog, watchdog_interval
-from shopsync.daemon.status import BudgetView, LiveView, Park, build_status, persisted_park
+from shopsync.daemon.status import BudgetView, LiveView, Park, build_status, epoch_of, persisted_park
 from shopsync.engine.engine import StreamResult, SyncEngine
 from shopsync.errors import ConfigError, ShopsyncError, ShopUnavailableError, StorageError, TransientError
 from shopsync.state.models import BulkOperationRecord, StreamState
 from shopsync.storage import Storage, open_storage
-from shopsync.timeutil import format_ts, from_epoch, parse_ts
+from shopsync.timeutil import format_ts, from_epoch
 
 log = logging.getLogger(__name__)
 
@@ -230,16 +230,7 @@ class _Cached:
 
     @classmethod
     def of(cls, state: StreamState) -> _Cached:
-        return cls(state=state, watermark=_epoch(state.watermark), last_success=_epoch(state.last_success_at))
-
-
-def _epoch(ts: str | None) -> float | None:
-    if not ts:
-        return None
-    try:
-        return parse_ts(ts).timestamp()
-    except ValueError:
-        return None
+        return cls(state=state, watermark=epoch_of(state.watermark), last_success=epoch_of(state.last_success_at))
 
 
 def _ts(epoch: float) -> str:
@@ -772,7 +763,7 @@ class Daemon:
         for key, cached in self._states.items():
             park = persisted_park(cached.state, now)
             if park is not None:
-                self.parking.restore(key, park, _epoch(cached.state.updated_at))
+                self.parking.restore(key, park, epoch_of(cached.state.updated_at))
         # A shop whose every stream is parked for one reason was parked as a whole.
         for shop in self.settings.shops:
             parks = [self.parking.streams.get((shop.name, r)) for r in shop.resources]

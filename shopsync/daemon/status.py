@@ -72,7 +72,8 @@ class LiveView:
     daemon: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _epoch(ts: str | None) -> float | None:
+def epoch_of(ts: str | None) -> float | None:
+    """Epoch seconds of a stored timestamp, or None when it is missing or unreadable."""
     if not ts:
         return None
     try:
@@ -89,7 +90,7 @@ def persisted_park(state: StreamState | None, now: float) -> Park | None:
     """The parking a state row records, if still in force at ``now``."""
     if state is None or state.parked_reason is None:
         return None
-    until = _epoch(state.parked_until)
+    until = epoch_of(state.parked_until)
     if until is not None and until <= now:
         return None
     return Park(reason=state.parked_reason, until=until)
@@ -139,8 +140,8 @@ def build_status(
                 StreamSnapshot(
                     shop=shop,
                     resource=resource,
-                    watermark=_epoch(row["watermark"]),
-                    last_success=_epoch(row["last_success_at"]),
+                    watermark=epoch_of(row["watermark"]),
+                    last_success=epoch_of(row["last_success_at"]),
                     syncing=row["syncing"],
                     parked_reason=park.reason if park is not None else None,
                 )
@@ -181,7 +182,7 @@ def _stream_row(
 ) -> dict[str, Any]:
     shop, resource = key
     s = state or StreamState(shop=shop, resource=resource)
-    watermark = _epoch(s.watermark)
+    watermark = epoch_of(s.watermark)
     progress = live.bulk_progress.get(key) if live is not None else None
     bulk = []
     for op in ops:

@@ -315,19 +315,7 @@ class SyncEngine:
             state = replace(state, cursor=None, records_in_window=0)
             await self.state_store.save_stream(state)
 
-        state = replace(
-            state,
-            watermark=window_end,
-            window_start=None,
-            window_end=None,
-            cursor=None,
-            path=None,
-            bulk_operation_id=None,
-            records_in_window=0,
-            last_success_at=self._now_ts(),
-            last_error=None,
-            last_error_at=None,
-        )
+        state = state.completed(window_end, self._now_ts())
         await self.state_store.commit(state)
         ctx.observer.on_checkpoint(shop.name, resource.name, window_end)
         await self._sync_deletions(ctx, shop, resource)

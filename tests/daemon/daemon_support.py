@@ -1,8 +1,7 @@
 """Helpers of the daemon tests: small simulated shops, configuration files, sink comparison, a
 daemon child process with its log lines, and an sd_notify socket.
 
-(The end-to-end helpers in tests/e2e/conftest.py do the same for one-shot syncs; the few needed
-here are copied rather than imported, so this folder runs on its own.)
+Comparing a sink with the shop is shared with the end-to-end tests (tests/support.py).
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ import orjson
 
 from shopsync.simulator.config import DataConfig, MutatorConfig, SimConfig
 from shopsync.simulator.server import SimulatedShop
+from tests.support import ALL_RESOURCES, assert_matches_truth, diff_records, sink_rows  # noqa: F401 (re-exported)
 
 TOKEN_ENV = "DAEMON_TEST_TOKEN"
-ALL_RESOURCES = ("orders", "products", "customers", "inventory_items", "inventory_levels", "locations", "collections")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -95,48 +94,6 @@ def token_env(shop: SimulatedShop) -> dict[str, str]:
 
 
 # -- the sink and the state database ------------------------------------------------------------
-
-
-def sink_rows(db: Path, resource: str, shop: str, *, deleted: bool | None = False) -> dict[str, dict | None]:
-    """The SQLite sink's rows of one shop and resource keyed by id: live rows (``deleted=False``),
-    rows marked deleted (``True``) or all (``None``)."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = con.execute(f'SELECT id, data, deleted_at FROM "{resource}" WHERE shop = ?', (shop,)).fetchall()
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        con.close()
-    return {
-        i: (orjson.loads(d) if d is not None else None)
-        for i, d, gone in rows
-        if deleted is None or (gone is not None) == deleted
-    }
-
-
-def diff_records(expected: dict[str, dict], actual: dict[str, Any]) -> str:
-    """A short description of how two id→record maps differ ('' when equal)."""
-    missing = sorted(set(expected) - set(actual))
-    extra = sorted(set(actual) - set(expected))
-    changed = sorted(i for i in set(expected) & set(actual) if expected[i] != actual[i])
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-    if extra:
-        parts.append(f"{len(extra)} unexpected (e.g. {extra[:3]})")
-    if changed:
-        parts.append(f"{len(changed)} differ (e.g. {changed[0]})")
-    return "; ".join(parts)
-
-
-def assert_matches_truth(shop: SimulatedShop, db: Path, resources=ALL_RESOURCES) -> None:
-    """Live sink rows equal the shop's truth, record for record (deleted ones are marked, so absent here)."""
-    problems = []
-    for resource in resources:
-        d = diff_records(shop.truth(resource), sink_rows(db, resource, shop.name))
-        if d:
-            problems.append(f"{shop.name}/{resource}: {d}")
-    assert not problems, "\n".join(problems)
 
 
 def stream_states(db: Path) -> dict[tuple[str, str], dict[str, Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from shopsync.engine.engine import SyncEngine, SyncReport
 from shopsync.simulator.config import DataConfig, SimConfig
 from shopsync.simulator.server import SimulatedShop, run_simulator
 from shopsync.storage import open_storage
+from tests.support import ALL_RESOURCES, assert_matches_truth, diff_records, sink_rows  # noqa: F401 (re-exported)
 
 TOKEN_ENV = "E2E_SHOP_TOKEN"
 
@@ -123,58 +123,6 @@ async def sync_subprocess(config: Path, env: dict[str, str], *, extra_env: dict[
     )
     out, err = await asyncio.wait_for(proc.communicate(), deadline)
     return CliResult(proc.returncode, out.decode(), err.decode())
-
-
-def sink_rows(db: Path, resource: str, shop: str, *, include_deleted: bool = False) -> dict[str, dict]:
-    """The SQLite sink's rows for one shop and resource, as parsed JSON keyed by id."""
-    con = sqlite3.connect(db)
-    try:
-        query = f'SELECT id, data, deleted_at FROM "{resource}" WHERE shop = ?'
-        rows = con.execute(query, (shop,)).fetchall()
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        con.close()
-    return {i: (orjson.loads(d) if d is not None else None) for i, d, deleted in rows if include_deleted or deleted is None}
-
-
-def sink_row_count(db: Path, resource: str) -> int:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(f'SELECT count(*) FROM "{resource}"').fetchone()[0]
-    finally:
-        con.close()
-
-
-def diff_records(expected: dict[str, dict], actual: dict[str, dict]) -> str:
-    """A short human description of how two id->record maps differ ('' when equal)."""
-    missing = sorted(set(expected) - set(actual))
-    extra = sorted(set(actual) - set(expected))
-    changed = sorted(i for i in set(expected) & set(actual) if expected[i] != actual[i])
-    if not (missing or extra or changed):
-        return ""
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-    if extra:
-        parts.append(f"{len(extra)} unexpected (e.g. {extra[:3]})")
-    if changed:
-        i = changed[0]
-        keys = sorted(k for k in set(expected[i]) | set(actual[i]) if expected[i].get(k) != actual[i].get(k))
-        parts.append(f"{len(changed)} differ (e.g. {i} in {keys[:5]})")
-    return "; ".join(parts)
-
-
-ALL_RESOURCES = ("orders", "products", "customers", "inventory_items", "inventory_levels", "locations", "collections")
-
-
-def assert_matches_truth(shop: SimulatedShop, db: Path, resources=ALL_RESOURCES) -> None:
-    problems = []
-    for resource in resources:
-        d = diff_records(shop.truth(resource), sink_rows(db, resource, shop.name))
-        if d:
-            problems.append(f"{shop.name}/{resource}: {d}")
-    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture
