@@ -45,6 +45,11 @@ class TransientError(ShopsyncError):
         self.retry_after = retry_after
 
 
+class OutcomeUnknownError(TransientError):
+    """A request that is not safe to repeat (it starts something) may or may not have run: the
+    answer was lost (timeout, dropped connection, 500/504). The caller must look before retrying."""
+
+
 class ThrottledError(ShopsyncError):
     """Shopify answered ``THROTTLED``: the bucket could not hold the requested cost."""
 

@@ -34,6 +34,7 @@ def shipped_documents():
         ("bulk mutation", b.bulk_mutation()),
         ("bulk status", b.bulk_status_query()),
         ("bulk cancel", b.bulk_cancel_mutation()),
+        ("recent bulk operations", b.recent_bulk_operations_query()),
         ("deletions", b.deletions_query()),
     ]
     for name, r in RESOURCES.items():

@@ -57,6 +57,7 @@ from shopsync.client.budget import CostBudget, Reservation, throttle_figures
 from shopsync.client.retry import RetryPolicy
 from shopsync.cost import MAX_QUERY_COST, CostError, requested_cost
 from shopsync.errors import (
+    OutcomeUnknownError,
     QueryDocumentError,
     QueryError,
     QueryTooCostlyError,
@@ -725,8 +726,13 @@ class ShopClient:
         priority: int = 0,
         estimated_cost: float | None = None,
         operation: str = "query",
+        idempotent: bool = True,
     ) -> GraphQLResponse:
         """Run ``document`` against the shop and return its data, or raise.
+
+        ``idempotent=False`` (a mutation that starts something, like a bulk operation) is not
+        resent after a failure that may have reached Shopify: it raises
+        :class:`OutcomeUnknownError` so the caller can check whether it ran.
 
         ``operation`` is a label for logs and error messages (``"orders page"``, ``"bulk start"``).
         ``priority`` orders this request's budget reservation (0 before 1). Throttled answers are
@@ -797,6 +803,10 @@ class ShopClient:
                 await self._tokens.invalidate(ex.token)
                 continue
             if isinstance(error, TransientError):
+                if not idempotent and ex.verdict.budget == "abandon":
+                    raise OutcomeUnknownError(
+                        f"{error} (not resent: it may have run)", reason=error.reason
+                    ) from error
                 await self._backoff(error, attempt, operation)
                 attempt += 1
                 continue

@@ -35,7 +35,7 @@ from shopsync.engine.download import UrlExpiredError, download_to_file, iter_lin
 from shopsync.engine.reassembly import BulkReassembler
 from shopsync.engine.records import serialize
 from shopsync.engine.windows import Window
-from shopsync.errors import IntegrityError, QueryError, ShopUnavailableError
+from shopsync.errors import IntegrityError, OutcomeUnknownError, QueryError, ShopUnavailableError
 from shopsync.queries import builder
 from shopsync.state.models import BulkOperationRecord, Record, StreamState
 from shopsync.timeutil import format_ts, from_epoch, parse_ts
@@ -132,7 +132,21 @@ async def _start(ctx: StreamContext, state: StreamState, end: datetime) -> tuple
     inner = builder.bulk_query(ctx.resource, search)
     attempt = 0
     while True:
-        response = await ctx.shop.client.execute(builder.bulk_mutation(), {"query": inner}, priority=ctx.priority)
+        try:
+            response = await ctx.shop.client.execute(
+                builder.bulk_mutation(), {"query": inner}, priority=ctx.priority, idempotent=False, operation="bulk start"
+            )
+        except OutcomeUnknownError as exc:
+            # The answer was lost: resending blindly could leave a second, orphaned operation
+            # running in one of the shop's five slots. Look for ours first.
+            started = await _find_started(ctx, inner)
+            if started is not None:
+                log.info("%s: the bulk start's answer was lost (%s) but it started %s", ctx.label, exc.reason, started["id"])
+                payload = {"bulkOperation": started}
+                break
+            attempt += 1
+            await ctx.sleep(min(ctx.settings.bulk_poll_max.total_seconds(), 0.5 * 2**attempt))
+            continue
         payload = response.data["bulkOperationRunQuery"]
         errors = payload.get("userErrors") or []
         if not errors and payload.get("bulkOperation"):
@@ -164,6 +178,17 @@ async def _start(ctx: StreamContext, state: StreamState, end: datetime) -> tuple
     await ctx.state_store.commit(state, bulk=op)
     log.info("%s: started bulk operation %s for %s .. %s", ctx.label, op.id, op.window_start or "the beginning", op.window_end)
     return op, state
+
+
+async def _find_started(ctx: StreamContext, inner: str) -> dict | None:
+    """The newest operation on the shop running exactly ``inner`` that no stream has recorded."""
+    response = await ctx.shop.client.execute(builder.recent_bulk_operations_query(), priority=ctx.priority)
+    for node in response.data["bulkOperations"]["nodes"]:
+        if node.get("query") != inner or node.get("status") not in ("CREATED", "RUNNING", "COMPLETED"):
+            continue
+        if await ctx.state_store.get_bulk_operation(node["id"]) is None:
+            return node
+    return None
 
 
 def format_ts_now(ctx: StreamContext) -> str:

@@ -439,6 +439,12 @@ _BULK_STATUS = """query BulkStatus($id: ID!) {
   }
 }"""
 
+_RECENT_BULK = """query RecentBulk {
+  bulkOperations(first: 10) {
+    nodes { id status createdAt query }
+  }
+}"""
+
 _BULK_CANCEL = """mutation CancelBulk($id: ID!) {
   bulkOperationCancel(id: $id) {
     bulkOperation { id status }
@@ -468,6 +474,12 @@ def bulk_mutation() -> str:
 def bulk_status_query() -> str:
     """``query BulkStatus($id: ID!)``: everything the engine needs about one bulk operation."""
     return _static(_BULK_STATUS, "bulk status")
+
+
+def recent_bulk_operations_query() -> str:
+    """``query RecentBulk``: the shop's ten newest bulk operations (Shopify lists newest first)
+    with their query text, to find out whether a start whose answer was lost did start one."""
+    return _static(_RECENT_BULK, "recent bulk operations")
 
 
 def bulk_cancel_mutation() -> str:
