@@ -26,6 +26,7 @@ from shopsync.client.graphql import (
 )
 from shopsync.client.retry import RetryPolicy
 from shopsync.errors import (
+    OutcomeUnknownError,
     QueryDocumentError,
     QueryError,
     QueryTooCostlyError,
@@ -407,6 +408,28 @@ async def test_broken_answers_are_transient_and_retried(shop, session, handler, 
     assert h.observer.outcomes() == [reason, "ok"]
     assert [e[2] for e in h.observer.of("retry")] == [reason]
     assert h.retry_sleeps == pytest.approx(h.expected_backoffs(1))
+    assert h.budget.in_flight() == 0
+
+
+@pytest.mark.parametrize(
+    ("handler", "retried"),
+    [
+        (drop_mid_body, False),  # it may have run: not resent
+        (raw(b'{"data": {"shop": {"na'), False),  # it ran (the body was cut): not resent
+        (answer({"errors": "Service unavailable"}, status=503), True),  # refused at the edge: safe to resend
+    ],
+)
+async def test_a_non_idempotent_request_is_not_resent_when_it_may_have_run(shop, session, handler, retried):
+    shop.script = [handler]
+    h = Harness(shop, session)
+    if retried:
+        resp = await h.client.execute(SHOP_QUERY, idempotent=False)
+        assert resp.attempts == 2
+    else:
+        with pytest.raises(OutcomeUnknownError):
+            await h.client.execute(SHOP_QUERY, idempotent=False)
+        assert len(shop.requests) == 1
+        assert h.retry_sleeps == []
     assert h.budget.in_flight() == 0
 
 
