@@ -15,7 +15,7 @@ Each stream run is a task of its own, named and tagged (``log_context(shop=…, 
 every log line carries its shop and resource. Streams of one shop run concurrently on that shop's
 one cost budget (the engine's per-shop runtime, incremental work ahead of backfills); shops are
 independent. A run that fails with 401/402/404/423 parks the whole shop, a 403 (missing scope)
-only that resource, and ``TRANSIENT_RUNS_TO_PARK`` runs in a row failing on 5xx/timeouts park
+only that resource, and ``parking.TRANSIENT_RUNS_TO_PARK`` runs in a row failing on 5xx/timeouts park
 the shop too: for ``park_backoff``, doubling on each further failure up to ``park_backoff_max``,
 with the reason persisted in the stream state (``shopsync status``, ``/status``, metrics). A
 parked stream's job returns at once, so parked work never holds anything up.
@@ -25,6 +25,13 @@ configuration, reschedule added/removed/changed shops, in-flight runs continue; 
 rejected with its message and the running configuration stays), SIGTERM/SIGINT → :meth:`stop`
 (stop scheduling, cancel in-flight runs — a page write that started finishes first, since storage
 commits are shielded — close storage, ``STOPPING=1``, all within ``stop_timeout``; exit 0).
+
+The concepts the daemon composes live in their own modules: :mod:`~shopsync.daemon.parking`
+(which failures park what, back-off, persisting it), :mod:`~shopsync.daemon.reload` (what a new
+configuration changes, what needs a restart), :mod:`~shopsync.daemon.view` (the in-memory view the
+metrics, ``STATUS=`` and ``/status`` read), :mod:`~shopsync.daemon.health` (stall detection for
+``/healthz``), :mod:`~shopsync.daemon.scheduler`, :mod:`~shopsync.daemon.http`,
+:mod:`~shopsync.daemon.sdnotify` and :mod:`~shopsync.daemon.metrics`.
 """
 
 from __future__ import annotations
@@ -38,25 +45,27 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
 from shopsync import __version__
 from shopsync.config import Settings, load_settings
+from shopsync.daemon.health import Heartbeats
 from shopsync.daemon.http import HttpServer
-from shopsync.daemon.logs import log_context, register_secret, setup_logging
+from shopsync.daemon.logs import log_context, register_secrets, setup_logging
 from shopsync.daemon.metrics import Metrics, StateSnapshot, format_status
+from shopsync.daemon.parking import Park, Parked, Parking, clear_persisted_park, persist_park
+from shopsync.daemon.reload import plan_reload
 from shopsync.daemon.scheduler import StreamScheduler, quiet_apscheduler, schedule_specs
 from shopsync.daemon.sdnotify import DEFAULT_STALL_AFTER, Notifier, Watchdog, watchdog_interval
-from shopsync.daemon.status import BudgetView, LiveView, Park, build_status, epoch_of, persisted_park
+from shopsync.daemon.status import BudgetView, LiveView
+from shopsync.daemon.view import StreamView, ViewObserver
 from shopsync.engine.engine import StreamResult, SyncEngine
-from shopsync.errors import ConfigError, ShopsyncError, ShopUnavailableError, StorageError, TransientError
-from shopsync.state.models import BulkOperationRecord, StreamState
+from shopsync.errors import ConfigError, ShopsyncError, StorageError
+from shopsync.state.models import StreamState
 from shopsync.storage import Storage, open_storage
 from shopsync.timeutil import format_ts, from_epoch
 
@@ -64,9 +73,6 @@ log = logging.getLogger(__name__)
 
 StreamKey = tuple[str, str]
 
-#: Consecutive runs of one stream failing on transient errors (each after the client's own
-#: retries) before the whole shop is parked. Once parked, one more such failure re-parks it.
-TRANSIENT_RUNS_TO_PARK = 3
 #: How often the stream states and bulk operations are re-read for /status and the metrics.
 REFRESH_EVERY = 5.0
 #: Part of ``stop_timeout`` kept for closing storage after the runs were cancelled.
@@ -83,154 +89,6 @@ class RunState(enum.Enum):
 
 class StartupError(ShopsyncError):
     """The daemon could not start (storage, listening address); exit code 1."""
-
-
-def register_secrets(settings: Settings) -> int:
-    """Redact every secret the configuration loaded from all log lines; returns how many.
-
-    Covers the shops' access tokens, client ids and client secrets (:class:`shopsync.config.Secret`)
-    and passwords in the database and sink URLs. Call at start and after each reload.
-    """
-    count = 0
-    for shop in settings.shops:
-        for secret in (shop.access_token, shop.client_id, shop.client_secret):
-            if secret is not None:
-                register_secret(secret)
-                count += 1
-    for url in {settings.database, settings.sink_url}:
-        password = urlsplit(url).password
-        if password:
-            register_secret(password)
-            count += 1
-    return count
-
-
-# --------------------------------------------------------------------------------------------
-# parking (pure bookkeeping; "now" is passed in)
-
-
-class Parking:
-    """Which shops and streams are parked until when, and how long the next parking lasts.
-
-    The first parking of a shop (or stream) lasts ``base`` seconds; each failure after a retry
-    doubles it, up to ``maximum``. Streams of one shop that fail together in one round share one
-    parking (the first sets it, the others adopt it), so a round doubles the back-off once. Any
-    success clears the stream's parking and history, and its shop's.
-    """
-
-    def __init__(self, base: float, maximum: float) -> None:
-        self.base = base
-        self.maximum = maximum
-        self.shops: dict[str, Park] = {}
-        self.streams: dict[StreamKey, Park] = {}
-        self._last: dict[str | StreamKey, float] = {}
-
-    def configure(self, base: float, maximum: float) -> None:
-        self.base, self.maximum = base, maximum
-
-    def active(self, key: StreamKey, now: float) -> Park | None:
-        """The parking holding ``key`` back at ``now`` (its shop's first), if any."""
-        for park in (self.shops.get(key[0]), self.streams.get(key)):
-            if park is not None and (park.until is None or park.until > now):
-                return park
-        return None
-
-    def park_shop(self, shop: str, reason: str, now: float) -> tuple[Park, bool]:
-        """Park ``shop``; returns the parking and whether it is new (False: a sibling already did)."""
-        return self._park(self.shops, shop, reason, now)
-
-    def park_stream(self, key: StreamKey, reason: str, now: float) -> tuple[Park, bool]:
-        return self._park(self.streams, key, reason, now)
-
-    def _park(self, table: dict, k: Any, reason: str, now: float) -> tuple[Park, bool]:
-        current = table.get(k)
-        if current is not None and (current.until is None or current.until > now):
-            return current, False
-        previous = self._last.get(k)
-        duration = self.base if previous is None else min(self.maximum, max(self.base, previous * 2))
-        self._last[k] = duration
-        park = Park(reason=reason, until=now + duration)
-        table[k] = park
-        return park, True
-
-    def restore(self, key: StreamKey, park: Park, parked_at: float | None) -> None:
-        """Re-establish a parking read from the state database after a restart."""
-        self.streams[key] = park
-        if park.until is not None and parked_at is not None and park.until > parked_at:
-            self._last[key] = min(self.maximum, park.until - parked_at)
-
-    def last_duration(self, k: str | StreamKey) -> float | None:
-        """How long the latest parking of a shop (name) or stream (key) lasts; None if none since success."""
-        return self._last.get(k)
-
-    def was_parked(self, shop: str) -> bool:
-        """True when ``shop`` was parked and has not succeeded since (a retry failing re-parks)."""
-        return shop in self._last
-
-    def succeeded(self, key: StreamKey) -> None:
-        for table, k in ((self.streams, key), (self.shops, key[0])):
-            table.pop(k, None)
-            self._last.pop(k, None)
-
-    def forget_shop(self, shop: str) -> None:
-        self.shops.pop(shop, None)
-        self._last.pop(shop, None)
-        for k in [k for k in self.streams if k[0] == shop]:
-            del self.streams[k]
-            self._last.pop(k, None)
-
-    def stream_parks(self, now: float) -> dict[StreamKey, Park]:
-        return {k: p for k, p in self.streams.items() if p.until is None or p.until > now}
-
-    def shop_parks(self, now: float) -> dict[str, Park]:
-        return {k: p for k, p in self.shops.items() if p.until is None or p.until > now}
-
-
-# --------------------------------------------------------------------------------------------
-# the engine's observer: metrics, plus the daemon's in-memory view
-
-
-class _Observer:
-    """Forwards engine events to the metrics and keeps the daemon's live view current."""
-
-    def __init__(self, metrics_observer: Any, daemon: Daemon) -> None:
-        self._m = metrics_observer
-        self._d = daemon
-
-    def on_records(self, shop: str, resource: str, path: str, count: int) -> None:
-        self._m.on_records(shop, resource, path, count)
-
-    def on_bulk_status(self, shop: str, resource: str, status: str, object_count: int) -> None:
-        self._m.on_bulk_status(shop, resource, status, object_count)
-        self._d._bulk_progress[(shop, resource)] = (status, object_count)
-
-    def on_bulk_finished(self, shop: str, resource: str, status: str, duration: float, objects: int) -> None:
-        self._m.on_bulk_finished(shop, resource, status, duration, objects)
-        self._d._bulk_progress.pop((shop, resource), None)
-
-    def on_guard_mismatch(self, shop: str, resource: str, kind: str) -> None:
-        self._m.on_guard_mismatch(shop, resource, kind)
-
-    def on_checkpoint(self, shop: str, resource: str, watermark: str | None) -> None:
-        self._m.on_checkpoint(shop, resource, watermark)
-        self._d._note_checkpoint((shop, resource), watermark)
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        # Hooks the engine may add later: the metrics adapter's if it has one, else a no-op.
-        return getattr(self._m, name, lambda *args, **kwargs: None)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Cached:
-    """A stream state with its timestamps as epoch seconds (computed once, read at every scrape)."""
-
-    state: StreamState
-    watermark: float | None
-    last_success: float | None
-
-    @classmethod
-    def of(cls, state: StreamState) -> _Cached:
-        return cls(state=state, watermark=epoch_of(state.watermark), last_success=epoch_of(state.last_success_at))
 
 
 def _ts(epoch: float) -> str:
@@ -286,6 +144,8 @@ class Daemon:
         self.parking = Parking(
             settings.daemon.park_backoff.total_seconds(), settings.daemon.park_backoff_max.total_seconds()
         )
+        #: Each stream's state as metrics, STATUS= and /status read it (no I/O at read time).
+        self.view = StreamView()
         self.state = RunState.NEW
         self.storage: Storage | None = None
         self.engine: SyncEngine | None = None
@@ -296,10 +156,6 @@ class Daemon:
         self._stack = contextlib.AsyncExitStack()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[StreamKey, asyncio.Task[StreamResult | None]] = {}
-        self._states: dict[StreamKey, _Cached] = {}
-        self._bulk_ops: dict[StreamKey, list[BulkOperationRecord]] = {}
-        self._bulk_progress: dict[StreamKey, tuple[str, int]] = {}
-        self._transient: dict[StreamKey, int] = {}
         self._ran_shops: set[str] = set()
         self._removed_shops: set[str] = set()
         self._wake = asyncio.Event()
@@ -307,8 +163,7 @@ class Daemon:
         self._reload_requested = False
         self._stopped = asyncio.Event()
         self._scheduled = False
-        self._last_beat = monotonic()
-        self._stall_seen: float | None = None
+        self._heartbeats = Heartbeats(self.stall_after, monotonic())
         self.started_at: float | None = None
         #: The last result of each stream, and how many runs of each succeeded (tests read them).
         self.last_results: dict[StreamKey, StreamResult] = {}
@@ -348,14 +203,14 @@ class Daemon:
                 settings,
                 self.storage.state,
                 work_dir=settings.work_dir,
-                observer=_Observer(observer, self),
+                observer=ViewObserver(observer, self.view, self.clock),
                 request_observer=observer,
                 session=self._session,
                 clock=self.clock,
             )
             await self._stack.enter_async_context(self.engine)
             await self._refresh()
-            self._restore_parking()
+            self.parking.restore_all(self.view.states(), self._shops(), self.clock())
             self.metrics.set_state_provider(self.snapshot)
 
             d = settings.daemon
@@ -390,7 +245,7 @@ class Daemon:
                 clock=self.monotonic,
             )
             self.watchdog.heartbeat()
-            self._last_beat = self.monotonic()
+            self._heartbeats.reset(self.monotonic())
         except BaseException:
             self.state = RunState.STOPPING
             await self._stack.aclose()
@@ -532,7 +387,7 @@ class Daemon:
         log.info("reloading the configuration from %s", self.config_path)
         try:
             new = await asyncio.to_thread(load_settings, self.config_path, env=self.env)
-            _check_reloadable(self.settings, new)
+            plan = plan_reload(self.settings, new)
         except Exception as exc:  # ConfigError, or anything unexpected: never take the daemon down
             if not isinstance(exc, ConfigError):
                 log.exception("unexpected error while reloading the configuration")
@@ -541,32 +396,31 @@ class Daemon:
             self.reloads.append(False)
             await self._notify_changed()
             return False
+        if plan.pool_kept is not None:
+            log.warning("sync.max_connections changed: the connection pool keeps %d until a restart", plan.pool_kept)
         register_secrets(new)
-        old = self.settings
         self.settings = new
         if self.engine is not None:
             # New runs read sync settings and resources from here; runs in flight keep theirs.
             self.engine.settings = new
         d = new.daemon
         self.parking.configure(d.park_backoff.total_seconds(), d.park_backoff_max.total_seconds())
-        if self.manage_logging and (d.log_format, d.log_level) != (old.daemon.log_format, old.daemon.log_level):
+        if self.manage_logging and plan.logging_changed:
             setup_logging(format=d.log_format, level=d.log_level)
             quiet_apscheduler(logging.getLogger().level)
-        old_shops = {s.name: s for s in old.shops}
-        new_shops = {s.name: s for s in new.shops}
-        removed = sorted(set(old_shops) - set(new_shops))
-        added = sorted(set(new_shops) - set(old_shops))
-        changed = sorted(n for n in set(old_shops) & set(new_shops) if old_shops[n] != new_shops[n])
         if self.scheduler is not None and self._scheduled:
             self.scheduler.apply(schedule_specs(new), first_runs=self._parked_first_runs())
-        for name in removed:
+        for name in plan.removed:
             self._removed_shops.add(name)
             self._forget_if_idle(name)
-        for name in added:
+        for name in plan.added:
             self._removed_shops.discard(name)
         log.info(
             "configuration reloaded: %d shops (added: %s; removed: %s; changed: %s)",
-            len(new.shops), ", ".join(added) or "none", ", ".join(removed) or "none", ", ".join(changed) or "none",
+            len(new.shops),
+            ", ".join(plan.added) or "none",
+            ", ".join(plan.removed) or "none",
+            ", ".join(plan.changed) or "none",
         )
         self.notifier.ready(status=self.status_line())
         self.reloads.append(True)
@@ -582,10 +436,9 @@ class Daemon:
             self.engine.forget_shop(shop)
         self.metrics.forget_shop(shop)
         self.parking.forget_shop(shop)
+        self.view.forget_shop(shop)
         self._ran_shops.discard(shop)
-        for table in (
-            self._states, self._bulk_ops, self._bulk_progress, self._transient, self.last_results, self.successes
-        ):
+        for table in (self.last_results, self.successes):
             for key in [k for k in table if k[0] == shop]:
                 del table[key]
         log.info("shop %s removed from the configuration; its state stays in the database", shop)
@@ -670,29 +523,15 @@ class Daemon:
     async def _after_run(self, shop: Any, result: StreamResult) -> None:
         key = (result.shop, result.resource)
         now = self.clock()
-        exc = result.exception
         if _find_shop(self.settings, shop.name) is None:
             pass  # removed by a reload while this run was in flight: nothing to park or retry
         elif result.ok:
             self.parking.succeeded(key)
-            self._transient.pop(key, None)
             self.successes[key] = self.successes.get(key, 0) + 1
-        elif isinstance(exc, ShopUnavailableError):
-            reason = exc.reason if exc.reason else str(exc)
-            if exc.resource_only:
-                park, new = self.parking.park_stream(key, reason, now)
-                if new:
-                    log.error("resource parked until %s: %s", _ts(park.until or now), reason)
-                    await self._persist_park(key, park, now)
-                    self._retry_at([key], park)
-            else:
-                await self._park_shop(shop, f"HTTP {exc.status}: {reason}", now)
-        elif isinstance(exc, TransientError):
-            failures = self._transient.get(key, 0) + 1
-            self._transient[key] = failures
-            if failures >= TRANSIENT_RUNS_TO_PARK or self.parking.was_parked(shop.name):
-                self._transient.pop(key, None)
-                await self._park_shop(shop, f"repeated transient errors ({exc.reason})", now)
+        else:
+            parked = self.parking.failed(key, result.exception, now)
+            if parked is not None:
+                await self._announce_park(shop, key, parked, now)
         # A shop parked by a sibling's failure: record it for this stream too, now that it is idle.
         park = self.parking.active(key, now)
         if park is not None:
@@ -702,16 +541,20 @@ class Daemon:
         self.runs_completed += 1
         await self._notify_changed()
 
-    async def _park_shop(self, shop: Any, reason: str, now: float) -> None:
-        park, new = self.parking.park_shop(shop.name, reason, now)
-        if not new:
+    async def _announce_park(self, shop: Any, key: StreamKey, parked: Parked, now: float) -> None:
+        """Log a new parking, record it in the state rows and move the parked runs to its end."""
+        park = parked.park
+        if not parked.whole_shop:
+            log.error("resource parked until %s: %s", _ts(park.until or now), park.reason)
+            await self._persist_park(key, park, now)
+            self._retry_at([key], park)
             return
-        log.error("shop parked until %s: %s", _ts(park.until or now), reason)
+        log.error("shop parked until %s: %s", _ts(park.until or now), park.reason)
         keys = [(shop.name, r) for r in shop.resources]
-        for key in keys:
+        for k in keys:
             # Running siblings record it when they finish (they might still write their state).
-            if key not in self._tasks or self._tasks[key] is asyncio.current_task():
-                await self._persist_park(key, park, now)
+            if k not in self._tasks or self._tasks[k] is asyncio.current_task():
+                await self._persist_park(k, park, now)
         self._retry_at(keys, park)
 
     def _retry_at(self, keys: Iterable[StreamKey], park: Park) -> None:
@@ -722,32 +565,25 @@ class Daemon:
         for shop, resource in keys:
             self.scheduler.run_at(f"{shop}/{resource}", when)
 
+    def _parked_first_runs(self) -> dict[str, datetime]:
+        keys = [(name, r) for name, resources in self._shops() for r in resources]
+        return self.parking.first_runs(keys, self.clock())
+
     async def _persist_park(self, key: StreamKey, park: Park, now: float) -> None:
         assert self.storage is not None
-        store = self.storage.state
-        until = _ts(park.until) if park.until is not None else None
-        try:
-            state = await store.get_stream(*key) or StreamState(shop=key[0], resource=key[1])
-            if state.parked_until == until and state.parked_reason == park.reason:
-                return
-            parked = state.parked(until, park.reason, now)
-            await store.save_stream(parked)
-            self._states[key] = _Cached.of(parked)
-        except ShopsyncError as exc:
-            log.error("could not record the parking in the state database: %s", exc)
+        saved = await persist_park(self.storage.state, key, park, now)
+        if saved is not None:
+            self.view.put(saved)
 
     async def _clear_persisted_park(self, key: StreamKey, now: float) -> None:
-        cached = self._states.get(key)
-        if cached is None or cached.state.parked_reason is None:
+        # The view holds every row read or written since the last refresh: skip the read if clear.
+        cached = self.view.state(key)
+        if cached is None or cached.parked_reason is None:
             return
         assert self.storage is not None
-        try:
-            state = await self.storage.state.get_stream(*key)
-            if state is not None and state.parked_reason is not None:
-                await self.storage.state.save_stream(state.unparked(now))
-                self._states[key] = _Cached.of(state.unparked(now))
-        except ShopsyncError as exc:
-            log.error("could not clear the parking in the state database: %s", exc)
+        saved = await clear_persisted_park(self.storage.state, key, now)
+        if saved is not None:
+            self.view.put(saved)
 
     async def _save_error(self, key: StreamKey, message: str) -> None:
         assert self.storage is not None
@@ -757,30 +593,6 @@ class Daemon:
         except ShopsyncError as exc:
             log.error("could not record the error in the state database: %s", exc)
 
-    def _restore_parking(self) -> None:
-        """Parkings recorded by an earlier process stay in force after a restart."""
-        now = self.clock()
-        for key, cached in self._states.items():
-            park = persisted_park(cached.state, now)
-            if park is not None:
-                self.parking.restore(key, park, epoch_of(cached.state.updated_at))
-        # A shop whose every stream is parked for one reason was parked as a whole.
-        for shop in self.settings.shops:
-            parks = [self.parking.streams.get((shop.name, r)) for r in shop.resources]
-            present = [p for p in parks if p is not None]
-            if present and len(present) == len(parks) and len({p.reason for p in present}) == 1:
-                self.parking.shops[shop.name] = max(present, key=lambda p: p.until or 0.0)
-
-    def _parked_first_runs(self) -> dict[str, datetime]:
-        now = self.clock()
-        out = {}
-        for shop in self.settings.shops:
-            for resource in shop.resources:
-                park = self.parking.active((shop.name, resource), now)
-                if park is not None and park.until is not None:
-                    out[f"{shop.name}/{resource}"] = datetime.fromtimestamp(park.until, UTC)
-        return out
-
     # ------------------------------------------------------------------------------------------
     # the in-memory view: refreshed from storage, updated by engine events
 
@@ -789,43 +601,19 @@ class Daemon:
         if self.storage is None:
             return
         try:
-            states = await self.storage.state.list_streams()
-            ops = await self.storage.state.list_bulk_operations(unfinished_only=True)
-        except ShopsyncError as exc:
-            log.warning("could not refresh the status from the state database: %s", exc)
-            return
+            await self.view.refresh(self.storage.state)
         except asyncio.CancelledError:
             if self.state is RunState.STOPPING:
                 return  # the scheduler's shutdown cancels its jobs: nothing to report
             raise
-        self._states = {s.key: _Cached.of(s) for s in states}
-        by_key: dict[StreamKey, list[BulkOperationRecord]] = {}
-        for op in ops:
-            by_key.setdefault((op.shop, op.resource), []).append(op)
-        self._bulk_ops = by_key
 
     async def _refresh_stream(self, key: StreamKey) -> None:
         assert self.storage is not None
-        try:
-            state = await self.storage.state.get_stream(*key)
-            ops = await self.storage.state.list_bulk_operations(shop=key[0], resource=key[1], unfinished_only=True)
-        except ShopsyncError as exc:
-            log.warning("could not refresh the stream's status: %s", exc)
-            return
-        if state is not None:
-            self._states[key] = _Cached.of(state)
-        if ops:
-            self._bulk_ops[key] = ops
-        else:
-            self._bulk_ops.pop(key, None)
+        await self.view.refresh_stream(self.storage.state, key)
 
-    def _note_checkpoint(self, key: StreamKey, watermark: str | None) -> None:
-        cached = self._states.get(key)
-        state = cached.state if cached is not None else StreamState(shop=key[0], resource=key[1])
-        now_ts = _ts(self.clock())
-        self._states[key] = _Cached.of(
-            replace(state, watermark=watermark or state.watermark, last_success_at=now_ts, last_error=None)
-        )
+    def _shops(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The configured shops as (name, resources), in order."""
+        return [(s.name, s.resources) for s in self.settings.shops]
 
     # ------------------------------------------------------------------------------------------
     # health, readiness, status
@@ -835,32 +623,21 @@ class Daemon:
         self._heartbeat()
 
     def _heartbeat(self) -> None:
-        now = self.monotonic()
-        gap = now - self._last_beat
-        self._last_beat = now
-        if gap > self.stall_after:
-            self._stall_seen = now
-            log.warning("the daemon's event loop or scheduler stalled for %.1fs (limit %.1fs)", gap, self.stall_after)
+        stall = self._heartbeats.beat(self.monotonic())
+        if stall is not None:
+            log.warning("the daemon's event loop or scheduler stalled for %.1fs (limit %.1fs)", stall, self.stall_after)
         if self.watchdog is not None:
             self.watchdog.heartbeat()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy while heartbeats are fresh and no stall was seen within the last ``stall_after``.
-
-        Either check alone has a blind spot after a long block of the loop: whichever of the
-        heartbeat job and this request runs first once the loop resumes decides. Together they
-        report the stall whichever runs first.
-        """
-        now = self.monotonic()
-        since = now - self._last_beat
-        recent_stall = self._stall_seen is not None and now - self._stall_seen <= self.stall_after
+        """Healthy while running, heartbeats are fresh and no stall was seen within the last
+        ``stall_after`` (:meth:`shopsync.daemon.health.Heartbeats.check`), and the watchdog agrees."""
+        fresh, detail = self._heartbeats.check(self.monotonic())
         watchdog_ok = self.watchdog.healthy() if self.watchdog is not None else True
-        ok = self.state is RunState.RUNNING and since <= self.stall_after and not recent_stall and watchdog_ok
+        ok = self.state is RunState.RUNNING and fresh and watchdog_ok
         return ok, {
             "state": self.state.value,
-            "since_heartbeat_seconds": round(since, 3),
-            "stall_after_seconds": self.stall_after,
-            "stalled_recently": recent_stall,
+            **detail,
             "loop_lag_seconds": round(self.watchdog.loop_lag, 3) if self.watchdog is not None else None,
         }
 
@@ -873,28 +650,13 @@ class Daemon:
 
     def snapshot(self) -> StateSnapshot:
         """Scrape-time view for the metrics (in memory: no I/O)."""
-        from shopsync.daemon.metrics import StreamSnapshot
-
         now = self.clock()
-        streams = []
-        parked_shops = {s: p.reason for s, p in self.parking.shop_parks(now).items()}
-        stream_parks = self.parking.stream_parks(now)
-        for shop in self.settings.shops:
-            for resource in shop.resources:
-                key = (shop.name, resource)
-                cached = self._states.get(key)
-                park = stream_parks.get(key)
-                streams.append(
-                    StreamSnapshot(
-                        shop=shop.name,
-                        resource=resource,
-                        watermark=cached.watermark if cached else None,
-                        last_success=cached.last_success if cached else None,
-                        syncing=key in self._tasks,
-                        parked_reason=park.reason if park is not None else None,
-                    )
-                )
-        return StateSnapshot(streams=streams, parked_shops=parked_shops)
+        return self.view.snapshot(
+            self._shops(),
+            syncing=self._tasks,
+            parked_shops=self.parking.shop_parks(now),
+            parked_streams=self.parking.stream_parks(now),
+        )
 
     def status_line(self) -> str:
         """The ``STATUS=`` line: ``"12 shops, 3 syncing, max lag 42s"``."""
@@ -903,34 +665,19 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         """The ``/status`` document (see :func:`shopsync.daemon.status.build_status`)."""
         now = self.clock()
-        next_runs: dict[StreamKey, float] = {}
-        if self.scheduler is not None:
-            for job_id, spec in self.scheduler.specs.items():
-                when = self.scheduler.next_run(job_id)
-                if when is not None:
-                    next_runs[(spec.shop, spec.resource)] = when.timestamp()
         budgets = {}
         if self.engine is not None:
             for shop in self.settings.shops:
-                if shop.name in self._ran_shops:
-                    budget = self.engine.runtime(shop).budget
-                    snap = budget.snapshot()
-                    budgets[shop.name] = BudgetView(
-                        capacity=snap.capacity,
-                        restore_rate=snap.restore_rate,
-                        available=round(snap.available, 1),
-                        utilisation=round(budget.utilisation(), 4),
-                        requests=snap.requests,
-                        throttled=snap.throttled,
-                        points_spent=snap.points_spent,
-                    )
+                runtime = self.engine.existing_runtime(shop.name) if shop.name in self._ran_shops else None
+                if runtime is not None:
+                    budgets[shop.name] = BudgetView.of(runtime.budget)
         live = LiveView(
             syncing=self.syncing,
-            next_runs=next_runs,
+            next_runs=self.scheduler.next_runs() if self.scheduler is not None else {},
             budgets=budgets,
             parked_shops=self.parking.shop_parks(now),
             parked_streams=self.parking.stream_parks(now),
-            bulk_progress=dict(self._bulk_progress),
+            bulk_progress=dict(self.view.bulk_progress),
             daemon={
                 "version": __version__,
                 "pid": os.getpid(),
@@ -939,13 +686,7 @@ class Daemon:
                 "config": str(self.config_path),
             },
         )
-        return build_status(
-            states=[c.state for c in self._states.values()],
-            bulk_operations=[op for ops in self._bulk_ops.values() for op in ops],
-            now=now,
-            shops=[(s.name, list(s.resources)) for s in self.settings.shops],
-            live=live,
-        )
+        return self.view.status(shops=self._shops(), live=live, now=now)
 
     @property
     def syncing(self) -> frozenset[StreamKey]:
@@ -982,21 +723,6 @@ def _failure(shop: str, resource: str, exc: BaseException) -> StreamResult:
         error=f"{type(exc).__name__}: {exc}",
         exception=exc if isinstance(exc, ShopsyncError) else None,
     )
-
-
-def _check_reloadable(old: Settings, new: Settings) -> None:
-    """Refuse a reload that changes what only a restart can change."""
-    checks = (
-        ("database", old.database, new.database),
-        ("sink.url", old.sink_url, new.sink_url),
-        ("work_dir", old.work_dir, new.work_dir),
-        ("daemon.listen", old.daemon.listen, new.daemon.listen),
-    )
-    for key, before, after in checks:
-        if before != after:
-            raise ConfigError(f"{new.path}: {key}: changed; restart shopsync to apply this change")
-    if old.sync.max_connections != new.sync.max_connections:
-        log.warning("sync.max_connections changed: the connection pool keeps %d until a restart", old.sync.max_connections)
 
 
 async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:

@@ -7,7 +7,7 @@
   new task, so a stream's task logs its own shop and resource without passing them around.
 * :func:`register_secret` adds a value (an access token, a client secret) that is replaced by
   ``***`` in every line, wherever it occurs: message, arguments, extra fields, exception text and
-  traceback. Token-shaped text (``shpat_…``, ``X-Shopify-Access-Token: …``, ``access_token=…``) is
+  traceback; :func:`register_secrets` adds every secret a loaded configuration holds. Token-shaped text (``shpat_…``, ``X-Shopify-Access-Token: …``, ``access_token=…``) is
   redacted even when nobody registered it. Redaction runs on the finished line, so no field escapes it.
 """
 
@@ -22,11 +22,15 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import IO, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import orjson
 
 from shopsync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from shopsync.config import Settings
 
 REDACTED = "***"
 #: Shorter values are not registered: replacing every "abc" in every line would mangle the logs,
@@ -95,6 +99,26 @@ def register_secret(value: str | SupportsReveal | None) -> None:
         _secrets.update(forms)
         # Longest first, so a secret containing another is replaced whole.
         _secret_re = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
+
+
+def register_secrets(settings: Settings) -> int:
+    """Redact every secret the configuration loaded from all log lines; returns how many.
+
+    Covers the shops' access tokens, client ids and client secrets (:class:`shopsync.config.Secret`)
+    and passwords in the database and sink URLs. Call at start and after each reload.
+    """
+    count = 0
+    for shop in settings.shops:
+        for secret in (shop.access_token, shop.client_id, shop.client_secret):
+            if secret is not None:
+                register_secret(secret)
+                count += 1
+    for url in {settings.database, settings.sink_url}:
+        password = urlsplit(url).password
+        if password:
+            register_secret(password)
+            count += 1
+    return count
 
 
 def redact(text: str) -> str:

@@ -281,6 +281,15 @@ class StreamScheduler:
         job = self._aps.get_job(job_id)
         return getattr(job, "next_run_time", None) if job is not None else None
 
+    def next_runs(self) -> dict[tuple[str, str], float]:
+        """When each stream job runs next (epoch seconds), by (shop, resource); jobs with none left out."""
+        out = {}
+        for job_id, spec in self._specs.items():
+            when = self.next_run(job_id)
+            if when is not None:
+                out[(spec.shop, spec.resource)] = when.timestamp()
+        return out
+
     def _on_skipped(self, event: JobSubmissionEvent) -> None:
         self.skipped += 1
         log.debug("scheduled run of %s skipped: the previous run is still going", event.job_id)

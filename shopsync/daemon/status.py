@@ -57,6 +57,20 @@ class BudgetView:
     throttled: int
     points_spent: float
 
+    @classmethod
+    def of(cls, budget: Any) -> BudgetView:
+        """The view of a :class:`shopsync.client.budget.CostBudget` now (rounded for display)."""
+        snap = budget.snapshot()
+        return cls(
+            capacity=snap.capacity,
+            restore_rate=snap.restore_rate,
+            available=round(snap.available, 1),
+            utilisation=round(budget.utilisation(), 4),
+            requests=snap.requests,
+            throttled=snap.throttled,
+            points_spent=snap.points_spent,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class LiveView:

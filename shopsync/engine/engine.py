@@ -158,9 +158,11 @@ class SyncEngine:
 
     # -- per-shop runtime -----------------------------------------------------------------------
     def runtime(self, shop: Any) -> ShopRuntime:
-        """The shop's client and budget, created on first use and kept while its config is the same."""
+        """The shop's client and budget, created on first use and kept while the way to reach the
+        shop is the same. Schedule, resources or position in the file may change (a reload) without
+        a new budget: one Shopify bucket must be modelled by one budget, even with runs in flight."""
         existing = self._runtimes.get(shop.name)
-        if existing is not None and self._shop_configs.get(shop.name) == shop:
+        if existing is not None and self._shop_configs.get(shop.name) == _connection(shop):
             return existing
         sync = self.settings.sync
         budget = CostBudget()
@@ -190,8 +192,12 @@ class SyncEngine:
             name=shop.name, client=client, budget=budget, bulk_slots=asyncio.Semaphore(sync.max_concurrent_bulk)
         )
         self._runtimes[shop.name] = runtime
-        self._shop_configs[shop.name] = shop
+        self._shop_configs[shop.name] = _connection(shop)
         return runtime
+
+    def existing_runtime(self, name: str) -> ShopRuntime | None:
+        """The shop's runtime if one was made (read-only: never creates one)."""
+        return self._runtimes.get(name)
 
     def forget_shop(self, name: str) -> None:
         self._runtimes.pop(name, None)
@@ -400,6 +406,11 @@ class SyncEngine:
             if not has_next:
                 return
             after = conn["pageInfo"]["endCursor"]
+
+
+def _connection(shop: Any) -> tuple:
+    """What identifies a shop's client and bucket: where and as whom shopsync connects."""
+    return (shop.api_url, shop.token_url, shop.access_token, shop.client_id, shop.client_secret)
 
 
 def _ts(value: str | None) -> datetime | None:

@@ -1,5 +1,5 @@
-"""The daemon's pure parts — schedules, parking, the status document, progress — and its
-deterministic ``run_once`` mode."""
+"""The daemon's pure parts — schedules, parking, reload plans, heartbeats, the stream view, the
+status document, progress — and its deterministic ``run_once`` mode."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 import logging
 import random
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,9 +21,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from shopsync.config import load_settings
 from shopsync.daemon import status as status_cli
-from shopsync.daemon.app import Daemon, Parking, register_secrets
-from shopsync.daemon.logs import redact
+from shopsync.daemon.app import Daemon
+from shopsync.daemon.health import Heartbeats
+from shopsync.daemon.logs import redact, register_secrets
+from shopsync.daemon.parking import (
+    TRANSIENT_RUNS_TO_PARK,
+    Parking,
+    clear_persisted_park,
+    persist_park,
+)
 from shopsync.daemon.progress import BarDisplay, Progress
+from shopsync.daemon.reload import plan_reload
 from shopsync.daemon.scheduler import (
     ScheduleSpec,
     StreamScheduler,
@@ -30,7 +39,9 @@ from shopsync.daemon.scheduler import (
     diff_specs,
     schedule_specs,
 )
-from shopsync.daemon.status import LiveView, Park, build_status, format_table, human_duration
+from shopsync.daemon.status import BudgetView, LiveView, Park, build_status, format_table, human_duration
+from shopsync.daemon.view import StreamView, ViewObserver
+from shopsync.errors import ConfigError, QueryError, ShopUnavailableError, StorageError, TransientError
 from shopsync.simulator.server import run_simulator
 from shopsync.state.models import BulkOperationRecord, StreamState
 from shopsync.storage import open_storage
@@ -47,6 +58,11 @@ def _settings(tmp_path: Path, body: str) -> object:
 
 
 SHOP = '[[shop]]\nname = "{n}"\ndomain = "{n}.myshopify.com"\naccess_token = {{ env = "T" }}\n'
+NOW = 1_764_115_200.0  # 2025-11-26T00:00:00Z
+
+
+def _state(shop: str, resource: str, **kw) -> StreamState:
+    return StreamState(shop=shop, resource=resource, **kw)
 
 
 def test_each_stream_gets_its_shops_schedule_or_the_default(tmp_path):
@@ -164,6 +180,33 @@ async def test_a_slow_run_is_never_started_twice_and_missed_runs_coalesce():
     assert started == 2
 
 
+async def test_next_runs_by_stream_for_the_status_document():
+    async def job(shop: str, resource: str) -> None:
+        return None
+
+    async def nothing() -> None:
+        return None
+
+    scheduler = StreamScheduler(job, heartbeat=nothing, heartbeat_every=10.0)
+    scheduler.start()
+    try:
+        when = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+        scheduler.apply(
+            {
+                "a/orders": ScheduleSpec(shop="a", resource="orders", every=600.0),
+                "b/products": ScheduleSpec(shop="b", resource="products", every=600.0),
+            },
+            first_runs={"a/orders": when, "b/products": when + timedelta(minutes=5)},
+        )
+        assert scheduler.next_runs() == {
+            ("a", "orders"): when.timestamp(),
+            ("b", "products"): when.timestamp() + 300.0,
+        }
+    finally:
+        scheduler.shutdown()
+        await asyncio.sleep(0)
+
+
 # -- parking ----------------------------------------------------------------------------------
 
 
@@ -203,6 +246,140 @@ def test_parking_restored_after_a_restart_keeps_its_step():
     assert park.until - 1300.0 == 480.0
 
 
+def _unavailable(status: int, reason: str, *, resource_only: bool = False) -> ShopUnavailableError:
+    return ShopUnavailableError(f"HTTP {status} from the shop", status=status, reason=reason, resource_only=resource_only)
+
+
+def _transient(reason: str = "http_503") -> TransientError:
+    return TransientError("503 Service Unavailable", reason=reason)
+
+
+def test_which_failures_park_a_shop_and_which_only_a_stream():
+    p = Parking(base=60.0, maximum=3600.0)
+    frozen = p.failed(("a", "orders"), _unavailable(402, "shop is frozen (402 Payment Required)"), 0.0)
+    assert frozen is not None and frozen.whole_shop
+    assert frozen.park == Park(reason="HTTP 402: shop is frozen (402 Payment Required)", until=60.0)
+    # A sibling failing the same way in the same round adopts that parking: nothing new to announce.
+    assert p.failed(("a", "products"), _unavailable(402, "frozen"), 1.0) is None
+    assert p.active(("a", "products"), 1.0) is frozen.park
+    denied = p.failed(("b", "locations"), _unavailable(403, "missing scope read_locations", resource_only=True), 0.0)
+    assert denied is not None and not denied.whole_shop
+    assert denied.park == Park(reason="missing scope read_locations", until=60.0)
+    assert p.active(("b", "orders"), 1.0) is None and "b" not in p.shops
+    # Without a reason, the error's message is the reason.
+    bare = p.failed(("c", "orders"), ShopUnavailableError("404 Not Found", status=404, reason=""), 0.0)
+    assert bare is not None and bare.park.reason == "HTTP 404: 404 Not Found"
+    # Other failures park nothing.
+    assert p.failed(("d", "orders"), QueryError("Field 'x' doesn't exist"), 0.0) is None
+    assert p.failed(("d", "orders"), None, 0.0) is None
+    assert set(p.shop_parks(1.0)) == {"a", "c"} and set(p.stream_parks(1.0)) == {("b", "locations")}
+
+
+def test_repeated_transient_failures_park_the_shop_and_one_more_reparks_it():
+    p = Parking(base=60.0, maximum=3600.0)
+    key = ("a", "orders")
+    assert TRANSIENT_RUNS_TO_PARK == 3
+    assert [p.failed(key, _transient(), 0.0) for _ in range(2)] == [None, None]
+    # Counted per stream: a sibling's failure does not complete this stream's count.
+    assert p.failed(("a", "products"), _transient(), 0.0) is None
+    parked = p.failed(key, _transient(), 0.0)
+    assert parked is not None and parked.whole_shop
+    assert parked.park == Park(reason="repeated transient errors (http_503)", until=60.0)
+    # Once the parking ends, the first transient failure re-parks at once, for twice as long.
+    again = p.failed(key, _transient("timeout"), 61.0)
+    assert again is not None and again.park == Park(reason="repeated transient errors (timeout)", until=181.0)
+    # A success forgets the count and the back-off step.
+    p.succeeded(key)
+    assert not p.was_parked("a")
+    assert [p.failed(key, _transient(), 200.0) for _ in range(2)] == [None, None]
+    third = p.failed(key, _transient(), 200.0)
+    assert third is not None and third.park.until == 260.0
+    # A shop removed from the configuration (and added back) starts counting again.
+    q = Parking(base=60.0, maximum=3600.0)
+    q.failed(key, _transient(), 0.0)
+    q.failed(key, _transient(), 0.0)
+    q.forget_shop("a")
+    assert q.failed(key, _transient(), 0.0) is None
+
+
+def test_parkings_recorded_by_an_earlier_process_are_restored():
+    rows = [
+        _state("a", "orders", parked_until="2025-11-26T01:00:00Z", parked_reason="HTTP 402: frozen",
+               updated_at="2025-11-26T00:00:00Z"),
+        _state("a", "products", parked_until="2025-11-26T00:30:00Z", parked_reason="HTTP 402: frozen",
+               updated_at="2025-11-26T00:20:00Z"),
+        _state("b", "orders", parked_until="2025-11-26T01:00:00Z", parked_reason="missing scope read_orders"),
+        _state("b", "products", parked_until="2025-11-26T01:00:00Z", parked_reason="HTTP 423: locked"),
+        _state("c", "orders", parked_until="2025-11-25T23:00:00Z", parked_reason="HTTP 402: frozen"),  # ended
+        _state("e", "orders", parked_until="2025-11-26T01:00:00Z", parked_reason="missing scope read_orders"),
+        _state("e", "products", watermark="2025-11-25T23:00:00Z"),
+    ]
+    shops = [("a", ["orders", "products"]), ("b", ["orders", "products"]), ("c", ["orders"]),
+             ("e", ["orders", "products"])]
+    p = Parking(base=60.0, maximum=3600.0)
+    p.restore_all(rows, shops, NOW)
+    assert set(p.streams) == {("a", "orders"), ("a", "products"), ("b", "orders"), ("b", "products"), ("e", "orders")}
+    # Every stream of "a" parked for one reason: the shop was parked, until its latest stream's end.
+    assert p.shops == {"a": Park(reason="HTTP 402: frozen", until=NOW + 3600)}
+    assert p.last_duration(("a", "orders")) == 3600.0 and p.last_duration(("a", "products")) == 600.0
+    assert p.last_duration(("b", "orders")) is None  # no updated_at: the step is unknown
+    assert p.active(("c", "orders"), NOW) is None and p.active(("e", "products"), NOW) is None
+
+
+def test_parked_streams_first_run_when_their_parking_ends():
+    p = Parking(base=60.0, maximum=3600.0)
+    p.park_shop("a", "HTTP 423: locked", NOW)
+    p.park_stream(("b", "locations"), "missing scope read_locations", NOW)
+    p.restore(("b", "orders"), Park(reason="until someone acts", until=None), parked_at=None)
+    keys = [("a", "orders"), ("a", "products"), ("b", "locations"), ("b", "orders"), ("b", "products")]
+    end = datetime(2025, 11, 26, 0, 1, tzinfo=UTC)
+    assert p.first_runs(keys, NOW + 1) == {"a/orders": end, "a/products": end, "b/locations": end}
+    assert p.first_runs(keys, NOW + 60) == {}
+
+
+async def test_a_parking_is_recorded_in_the_state_row_once_and_cleared(tmp_path):
+    storage = await open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        store = storage.state
+        await store.save_stream(_state("a", "orders", watermark="2025-11-25T23:00:00Z"))
+        park = Park(reason="HTTP 402: frozen", until=NOW + 300)
+        saved = await persist_park(store, ("a", "orders"), park, NOW)
+        assert saved is not None and saved.parked_until == "2025-11-26T00:05:00Z"
+        assert saved.parked_reason == "HTTP 402: frozen" and saved.watermark == "2025-11-25T23:00:00Z"
+        assert await store.get_stream("a", "orders") == saved
+        assert await persist_park(store, ("a", "orders"), park, NOW + 1) is None  # already recorded
+        # A stream that never synced gets a row of its own.
+        fresh = await persist_park(store, ("a", "products"), park, NOW)
+        assert fresh is not None and await store.get_stream("a", "products") == fresh
+        cleared = await clear_persisted_park(store, ("a", "orders"), NOW + 400)
+        assert cleared is not None and cleared.parked_reason is None and cleared.parked_until is None
+        assert await store.get_stream("a", "orders") == cleared
+        assert await clear_persisted_park(store, ("a", "orders"), NOW + 401) is None
+        assert await clear_persisted_park(store, ("z", "orders"), NOW) is None
+    finally:
+        await storage.close()
+
+
+class _BrokenStore:
+    """A state store whose every call fails, as a full disk or a lost database connection does."""
+
+    def __getattr__(self, name: str):
+        async def fail(*args, **kwargs):
+            raise StorageError("state.db: disk I/O error")
+
+        return fail
+
+
+async def test_a_failing_state_store_costs_the_record_not_the_daemon(caplog):
+    with caplog.at_level(logging.ERROR, logger="shopsync.daemon.parking"):
+        assert await persist_park(_BrokenStore(), ("a", "orders"), Park(reason="x", until=NOW), NOW) is None
+        assert await clear_persisted_park(_BrokenStore(), ("a", "orders"), NOW) is None
+    assert [r.getMessage() for r in caplog.records if r.name == "shopsync.daemon.parking"] == [
+        "could not record the parking in the state database: state.db: disk I/O error",
+        "could not clear the parking in the state database: state.db: disk I/O error",
+    ]
+
+
 def test_register_secrets_covers_tokens_and_database_passwords(tmp_path):
     (tmp_path / "id").write_text("client-id-1234567")
     (tmp_path / "secret").write_text("client-secret-abcdefgh")
@@ -218,14 +395,168 @@ def test_register_secrets_covers_tokens_and_database_passwords(tmp_path):
         assert redact(f"x {secret} y") == "x *** y"
 
 
+# -- reload ------------------------------------------------------------------------------------
+
+
+def test_a_reload_plan_names_added_removed_and_changed_shops(tmp_path):
+    old = _settings(tmp_path, SHOP.format(n="a") + SHOP.format(n="b") + 'resources = ["orders"]\n' + SHOP.format(n="c"))
+    new = _settings(
+        tmp_path,
+        '[sync]\nmax_connections = 8\n[daemon]\nlog_level = "debug"\n'
+        + SHOP.format(n="a")
+        + SHOP.format(n="b") + 'resources = ["orders", "products"]\n'
+        + SHOP.format(n="d"),
+    )
+    plan = plan_reload(old, new)
+    assert (plan.added, plan.removed, plan.changed) == (("d",), ("c",), ("b",))
+    assert plan.logging_changed and plan.pool_kept == 64
+    same = plan_reload(old, old)
+    assert (same.added, same.removed, same.changed, same.logging_changed, same.pool_kept) == ((), (), (), False, None)
+
+
+def test_a_reload_that_only_a_restart_can_apply_is_refused(tmp_path):
+    old = _settings(tmp_path, SHOP.format(n="a"))
+    changes = {
+        "database": replace(old, database=f"sqlite:///{tmp_path}/other.db"),
+        "sink.url": replace(old, sink=replace(old.sink, url=f"jsonl:///{tmp_path}/out")),
+        "work_dir": replace(old, work_dir=tmp_path / "elsewhere"),
+        "daemon.listen": replace(old, daemon=replace(old.daemon, listen_port=9999)),
+    }
+    for key, new in changes.items():
+        with pytest.raises(ConfigError) as caught:
+            plan_reload(old, new)
+        assert str(caught.value) == f"{new.path}: {key}: changed; restart shopsync to apply this change"
+    # Several at once: the first in that order is named.
+    both = replace(changes["daemon.listen"], work_dir=tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match=r": work_dir: changed"):
+        plan_reload(old, both)
+
+
+# -- heartbeats ----------------------------------------------------------------------------------
+
+
+def test_heartbeats_notice_a_stall_and_remember_it_for_a_while():
+    h = Heartbeats(stall_after=2.0, now=100.0)
+    assert h.beat(101.0) is None and h.beat(103.0) is None  # a gap of exactly stall_after is no stall
+    assert h.check(103.5) == (
+        True, {"since_heartbeat_seconds": 0.5, "stall_after_seconds": 2.0, "stalled_recently": False}
+    )
+    # No beat for longer than stall_after: not fresh, though no stall was seen yet.
+    fresh, detail = h.check(105.25)
+    assert not fresh and detail["since_heartbeat_seconds"] == 2.25 and not detail["stalled_recently"]
+    # The loop turns again: the late beat reports the gap, and the stall counts for stall_after.
+    assert h.beat(110.0) == 10.0 - 3.0
+    assert h.check(110.1) == (
+        False, {"since_heartbeat_seconds": 0.1, "stall_after_seconds": 2.0, "stalled_recently": True}
+    )
+    assert h.beat(112.0) is None and not h.check(112.0)[0]
+    assert h.check(112.5)[0]
+    h.reset(200.0)
+    assert h.check(201.0)[0]
+
+
+# -- the stream view -----------------------------------------------------------------------------
+
+
+class _ReadStore:
+    """The state store's read calls over lists (``fail``: every read raises)."""
+
+    def __init__(self, states: list[StreamState], ops: list[BulkOperationRecord]) -> None:
+        self.states, self.ops, self.fail = states, ops, False
+
+    def _check(self) -> None:
+        if self.fail:
+            raise StorageError("state.db: database is locked")
+
+    async def list_streams(self) -> list[StreamState]:
+        self._check()
+        return list(self.states)
+
+    async def get_stream(self, shop: str, resource: str) -> StreamState | None:
+        self._check()
+        return next((s for s in self.states if s.key == (shop, resource)), None)
+
+    async def list_bulk_operations(self, *, shop=None, resource=None, unfinished_only=False):
+        self._check()
+        return [o for o in self.ops if shop in (None, o.shop) and resource in (None, o.resource)]
+
+
+class _Recorder:
+    """A metrics observer that records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __getattr__(self, name: str):
+        return lambda *args: self.calls.append((name, *args))
+
+
+async def test_the_stream_view_reads_the_store_and_follows_engine_events(caplog):
+    op = BulkOperationRecord(id="gid://shopify/BulkOperation/1", shop="a", resource="products", status="RUNNING",
+                             object_count=5)
+    store = _ReadStore(
+        [
+            _state("a", "orders", watermark="2025-11-25T23:59:00Z", last_success_at="2025-11-25T23:59:30Z"),
+            _state("a", "products", last_error="QueryError: boom", bulk_operation_id=op.id),
+        ],
+        [op],
+    )
+    view = StreamView()
+    await view.refresh(store)
+    shops = [("a", ["orders", "products", "customers"])]
+    snap = view.snapshot(
+        shops,
+        syncing={("a", "products")},
+        parked_shops={"b": Park(reason="HTTP 402: frozen", until=None)},
+        parked_streams={("a", "customers"): Park(reason="missing scope read_customers", until=None)},
+    )
+    by = {s.resource: s for s in snap.streams}
+    assert list(by) == ["orders", "products", "customers"]
+    assert by["orders"].watermark == NOW - 60 and by["orders"].last_success == NOW - 30 and not by["orders"].syncing
+    assert by["products"].syncing and by["products"].watermark is None
+    assert by["customers"].parked_reason == "missing scope read_customers" and by["orders"].parked_reason is None
+    assert snap.parked_shops == {"b": "HTTP 402: frozen"}
+
+    metrics = _Recorder()
+    observer = ViewObserver(metrics, view, clock=lambda: NOW)
+    observer.on_bulk_status("a", "products", "RUNNING", 40)
+    doc = view.status(shops=shops, live=LiveView(bulk_progress=view.bulk_progress), now=NOW)
+    products = doc["shops"][0]["resources"][1]
+    assert products["bulk_operations"][0]["object_count"] == 40  # the live count, not the stored 5
+    observer.on_checkpoint("a", "products", "2025-11-25T23:59:50Z")
+    observer.on_checkpoint("a", "orders", None)
+    assert view.state(("a", "products")).watermark == "2025-11-25T23:59:50Z"
+    assert view.state(("a", "products")).last_success_at == "2025-11-26T00:00:00Z"
+    assert view.state(("a", "products")).last_error is None
+    assert view.state(("a", "orders")).watermark == "2025-11-25T23:59:00Z"  # kept when none is given
+    observer.on_bulk_finished("a", "products", "COMPLETED", 3.0, 40)
+    observer.on_throttle_status("a", 1000.0, 2000.0, 100.0)  # not the view's business: forwarded
+    assert not view.bulk_progress
+    assert [c[0] for c in metrics.calls] == [
+        "on_bulk_status", "on_checkpoint", "on_checkpoint", "on_bulk_finished", "on_throttle_status"
+    ]
+    assert ViewObserver(object(), view, clock=lambda: NOW).on_some_future_hook("a") is None
+
+    store.ops = []
+    await view.refresh_stream(store, ("a", "products"))
+    doc = view.status(shops=shops, live=LiveView(), now=NOW)
+    assert doc["shops"][0]["resources"][1]["bulk_operations"] == []
+
+    # A failing read keeps what the view had, with a warning.
+    store.fail = True
+    with caplog.at_level(logging.WARNING, logger="shopsync.daemon.view"):
+        await view.refresh(store)
+        await view.refresh_stream(store, ("a", "orders"))
+    assert view.state(("a", "orders")) is not None and len(view.states()) == 2
+    assert [r.getMessage() for r in caplog.records if r.name == "shopsync.daemon.view"] == [
+        "could not refresh the status from the state database: state.db: database is locked",
+        "could not refresh the stream's status: state.db: database is locked",
+    ]
+    view.forget_shop("a")
+    assert view.states() == [] and view.state(("a", "orders")) is None
+
+
 # -- status -----------------------------------------------------------------------------------
-
-
-def _state(shop: str, resource: str, **kw) -> StreamState:
-    return StreamState(shop=shop, resource=resource, **kw)
-
-
-NOW = 1_764_115_200.0  # 2025-11-26T00:00:00Z
 
 
 def test_status_document_from_state_rows():
@@ -273,6 +604,18 @@ def test_live_view_overrides_parking_and_adds_budgets():
     assert shop["parked"]["reason"] == "HTTP 402: frozen" and shop["resources"][0]["syncing"]
     assert shop["resources"][0]["next_run_at"] == "2025-11-26T00:01:00Z"
     assert doc["summary"] == "1 shop, 1 syncing, max lag n/a, 1 parked"
+
+
+def test_budget_view_of_a_shops_cost_budget():
+    budget = SimpleNamespace(
+        snapshot=lambda: SimpleNamespace(capacity=2000.0, restore_rate=100.0, available=1234.56, requests=7,
+                                         throttled=1, points_spent=800.0),
+        utilisation=lambda: 0.123456,
+    )
+    assert BudgetView.of(budget) == BudgetView(
+        capacity=2000.0, restore_rate=100.0, available=1234.6, utilisation=0.1235, requests=7, throttled=1,
+        points_spent=800.0,
+    )
 
 
 def test_human_durations():
