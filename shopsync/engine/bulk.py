@@ -131,7 +131,10 @@ async def _start(ctx: StreamContext, state: StreamState, end: datetime) -> tuple
     search = builder.window_search(window.start, window.end) if ctx.resource.incremental else None
     inner = builder.bulk_query(ctx.resource, search)
     attempt = 0
-    while True:
+    # A process killed between Shopify's answer and the commit below left an operation running
+    # that no state names; the window (and so the query text) is the same now: adopt it.
+    payload = {"bulkOperation": await _find_started(ctx, inner)}
+    while payload["bulkOperation"] is None:
         try:
             response = await ctx.shop.client.execute(
                 builder.bulk_mutation(), {"query": inner}, priority=ctx.priority, idempotent=False, operation="bulk start"
@@ -143,7 +146,7 @@ async def _start(ctx: StreamContext, state: StreamState, end: datetime) -> tuple
             if started is not None:
                 log.info("%s: the bulk start's answer was lost (%s) but it started %s", ctx.label, exc.reason, started["id"])
                 payload = {"bulkOperation": started}
-                break
+                continue
             attempt += 1
             await ctx.sleep(min(ctx.settings.bulk_poll_max.total_seconds(), 0.5 * 2**attempt))
             continue

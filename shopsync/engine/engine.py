@@ -286,48 +286,61 @@ class SyncEngine:
         before = self.observer.records.get((shop.name, resource.name), 0)
         started = time.monotonic()
 
-        if state.window_end is None:
-            window = self._next_window(shop, resource, state)
-            if window is None:
-                return StreamResult(shop=shop.name, resource=resource.name, ok=True, watermark=state.watermark)
-            path = await self._choose_path(ctx, state, window)
-            state = replace(
-                state,
-                window_start=format_ts(window.start) if window.start else None,
-                window_end=format_ts(window.end),
-                path=path,
-                cursor=None,
-                records_in_window=0,
-                bulk_operation_id=None,
-            )
-            await self.state_store.save_stream(state)
-        else:
-            log.info("%s: resuming the %s window left in flight (%s .. %s)", ctx.label, state.path, state.window_start, state.window_end)
-
-        window_start, window_end, path = state.window_start, state.window_end, state.path
-        search = builder.window_search(_ts(window_start), parse_ts(window_end)) if resource.incremental else None
-        for attempt in range(MAX_COUNT_RETRIES + 1):
-            if path == "bulk":
-                state = await bulk.read_window(ctx, state)
+        # "Up to now" means up to the safety margin before this run began. A window left in flight
+        # by an earlier, interrupted run ends before that, so the stream reads on after it.
+        # (Compared at Shopify's one-second precision, which window ends are stored with.)
+        target = parse_ts(format_ts(from_epoch(self.clock()) - self.settings.sync.safety_margin))
+        paths: list[str] = []
+        while True:
+            if state.window_end is None:
+                window = self._next_window(shop, resource, state)
+                if window is None:
+                    break
+                path = await self._choose_path(ctx, state, window)
+                state = replace(
+                    state,
+                    window_start=format_ts(window.start) if window.start else None,
+                    window_end=format_ts(window.end),
+                    path=path,
+                    cursor=None,
+                    records_in_window=0,
+                    bulk_operation_id=None,
+                )
+                await self.state_store.save_stream(state)
+            else:
+                log.info("%s: resuming the %s window left in flight (%s .. %s)", ctx.label, state.path, state.window_start, state.window_end)
+            state = await self._read_window(ctx, state)
+            paths.append(state.path or "")
+            state = state.completed(state.window_end, self._now_ts())
+            await self.state_store.commit(state)
+            ctx.observer.on_checkpoint(shop.name, resource.name, state.watermark)
+            if parse_ts(state.watermark) >= target:
                 break
+        if paths:
+            await self._sync_deletions(ctx, shop, resource)
+        records = self.observer.records.get((shop.name, resource.name), 0) - before
+        path = "+".join(dict.fromkeys(paths)) or None
+        if paths:
+            log.info("%s: up to %s, %d records via %s in %.1fs", ctx.label, state.watermark, records, path, time.monotonic() - started)
+        return StreamResult(shop=shop.name, resource=resource.name, ok=True, records=records, path=path, watermark=state.watermark)
+
+    async def _read_window(self, ctx: StreamContext, state: StreamState) -> StreamState:
+        """Read the window in flight to its end (the state still names it), with the count guard."""
+        search = builder.window_search(_ts(state.window_start), parse_ts(state.window_end)) if ctx.resource.incremental else None
+        for attempt in range(MAX_COUNT_RETRIES + 1):
+            if state.path == "bulk":
+                return await bulk.read_window(ctx, state)
             state = await paginated.read_window(ctx, state, search)
             shortfall = await self._count_shortfall(ctx, state, search)
             if shortfall is None:
-                break
-            ctx.observer.on_guard_mismatch(shop.name, resource.name, "count")
+                return state
+            ctx.observer.on_guard_mismatch(ctx.shop.name, ctx.resource.name, "count")
             if attempt == MAX_COUNT_RETRIES:
                 raise IntegrityError(f"{ctx.label}: {shortfall}; the window was read {attempt + 1} times")
             log.warning("%s: %s; reading the window again", ctx.label, shortfall)
             state = replace(state, cursor=None, records_in_window=0)
             await self.state_store.save_stream(state)
-
-        state = state.completed(window_end, self._now_ts())
-        await self.state_store.commit(state)
-        ctx.observer.on_checkpoint(shop.name, resource.name, window_end)
-        await self._sync_deletions(ctx, shop, resource)
-        records = self.observer.records.get((shop.name, resource.name), 0) - before
-        log.info("%s: up to %s, %d records via %s in %.1fs", ctx.label, window_end, records, path, time.monotonic() - started)
-        return StreamResult(shop=shop.name, resource=resource.name, ok=True, records=records, path=path, watermark=window_end)
+        return state
 
     def _next_window(self, shop: Any, resource: Resource, state: StreamState) -> Window | None:
         sync = self.settings.sync

@@ -12,12 +12,14 @@ import random
 import signal
 import sqlite3
 import sys
+import time
 
 import orjson
 import pytest
 
 from shopsync.simulator.server import run_simulator
 from shopsync.sinks.jsonl import read_latest
+from shopsync.timeutil import parse_ts
 
 from .conftest import (
     TOKEN_ENV,
@@ -30,10 +32,27 @@ from .conftest import (
 )
 
 ORDERS_ONLY = {"resources": ["orders"]}
+SAFETY_MARGIN = 2  # seconds: tests/e2e/conftest.py's write_config default
 
 
 def _bulk_created(shop) -> int:
     return shop.counters.as_dict()["bulk_operations"].get("CREATED", 0)
+
+
+def _watermark(db, resource):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT watermark FROM stream_state WHERE resource = ?", (resource,)).fetchone()[0]
+    finally:
+        con.close()
+
+
+def _recorded_bulk_ops(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT window_start, window_end, id FROM bulk_operations ORDER BY created_at").fetchall()
+    finally:
+        con.close()
 
 
 def _row_count(db, resource):
@@ -64,10 +83,18 @@ async def test_kill_at_named_point_then_rerun(tmp_path, point, path, sink):
         sink_url = f"jsonl://{tmp_path / 'out'}" if sink == "jsonl" else None
         config = write_config(tmp_path / "shopsync.toml", [shop], sink=sink_url, sync={"path": path},
                               extra_shop_keys={"sim": ORDERS_ONLY})
+        # The killed run leaves a window ending a minute ago; the rerun (margin 2 s) must not stop there.
+        write_config(config, [shop], sink=sink_url, sync={"path": path, "safety_margin": "60s"},
+                     extra_shop_keys={"sim": ORDERS_ONLY})
         crashed = await sync_subprocess(config, token_env(shop), extra_env={"SHOPSYNC_CRASHPOINT": point})
         assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr[-2000:])
+        write_config(config, [shop], sink=sink_url, sync={"path": path}, extra_shop_keys={"sim": ORDERS_ONLY})
+        rerun_started = time.time()
         rerun = await sync_subprocess(config, token_env(shop))
         assert rerun.returncode == 0, rerun.stderr[-3000:]
+        # The rerun finished the interrupted window and then read on up to its own "now".
+        watermark = _watermark(tmp_path / "state.db", "orders")
+        assert parse_ts(watermark).timestamp() >= int(rerun_started) - SAFETY_MARGIN, watermark
 
         truth = shop.truth("orders")
         if sink == "jsonl":
@@ -78,9 +105,13 @@ async def test_kill_at_named_point_then_rerun(tmp_path, point, path, sink):
             assert_matches_truth(shop, tmp_path / "state.db", resources=["orders"])
             assert _row_count(tmp_path / "state.db", "orders") == len(truth), "a duplicate or stray row"
         if path == "bulk":
-            # The operation started before the kill was re-attached to, never started again.
-            assert _bulk_created(shop) == 1
-            assert '"re-attach' in rerun.stderr or "resuming the bulk window" in rerun.stderr
+            # The operation started before the kill was re-attached to, never started again: one
+            # operation per window, and none running at the shop that the state does not know.
+            ops = _recorded_bulk_ops(tmp_path / "state.db")
+            windows = [(start, end) for start, end, _ in ops]
+            assert len(windows) == len(set(windows)), ops
+            assert _bulk_created(shop) == len(ops), (shop.counters.as_dict()["bulk_operations"], ops)
+            assert "resuming the bulk window" in rerun.stderr
 
 
 async def test_kill_at_random_instants_then_rerun(tmp_path):
