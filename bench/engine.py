@@ -46,13 +46,14 @@ from shopsync.simulator.server import SimulatedShop, run_simulator
 TOKEN_ENV = "BENCH_ENGINE_TOKEN"
 
 #: ``shopsync sync`` stdout: one line per stream that reached now, one per shop (engine/cli.py).
-STREAM_LINE = re.compile(r"^(?P<shop>[^/\s]+)/(?P<resource>\S+): ok, (?P<records>\d+) records(?: via (?P<path>\w+))?, up to (?P<wm>\S+)$")
+STREAM_LINE = re.compile(r"^(?P<shop>[^/\s]+)/(?P<resource>\S+): ok, (?P<records>\d+) records(?: via (?P<path>[\w+]+))?, up to (?P<wm>\S+)$")
 SHOP_LINE = re.compile(
     r"^(?P<shop>\S+): (?P<requests>\d+) requests, (?P<throttled>\d+) THROTTLED \((?P<pct>[\d.]+)%\), "
     r"points spent (?P<points>\d+) = (?P<util>[\d.]+)% of what the restore rate allowed$"
 )
-#: The engine's log line at the end of a stream run (engine/engine.py).
-DONE_MSG = re.compile(r"^(?P<shop>[^/\s]+)/(?P<resource>\S+): up to \S+, (?P<records>\d+) records via (?P<path>\w+) in (?P<s>[\d.]+)s$")
+#: The engine's log line at the end of a stream run (engine/engine.py); a run that read several
+#: windows names their paths joined by "+" ("bulk+paginated").
+DONE_MSG = re.compile(r"^(?P<shop>[^/\s]+)/(?P<resource>\S+): up to \S+, (?P<records>\d+) records via (?P<path>[\w+]+) in (?P<s>[\d.]+)s$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,17 +144,21 @@ def shop_figure(run: ChildRun) -> ShopFigure:
 async def run_sync(config: Path, env: dict[str, str], resources: Iterable[str] = ()) -> ChildRun:
     """``python -m shopsync sync`` as a child process; returns its own CPU and peak RSS.
 
-    The child is reaped with ``os.wait4`` (in a thread, so the simulator in this process keeps
-    serving), which reports that child's resource usage alone.
+    The child is spawned and reaped with ``os.wait4`` in a thread (so the simulator in this
+    process keeps serving); ``wait4`` reports that child's resource usage alone.
     """
     cmd = [sys.executable, "-m", "shopsync", "sync", "--config", str(config), "--log-format", "json", "--progress", "off"]
     for r in resources:
         cmd += ["--resource", r]
+    return await asyncio.to_thread(_spawn_and_reap, cmd, {**os.environ, **env})
+
+
+def _spawn_and_reap(cmd: list[str], env: dict[str, str]) -> ChildRun:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started_at = time.time()
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **env})
-        _, status, usage = await asyncio.to_thread(os.wait4, proc.pid, 0)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
@@ -211,6 +216,23 @@ def time_downloads(shop: SimulatedShop) -> DownloadTimes:
     return times
 
 
+def _spill_files(work_dir: Path) -> list[str]:
+    return [p.name for p in work_dir.glob("bulk/*/*/*.result.spill.sqlite")]
+
+
+async def watch_spills(work_dir: Path, seen: dict[str, float], stop: asyncio.Event) -> None:
+    """Note when each bulk file's spill database appears in the engine's work directory: the
+    engine creates it when reassembly starts, after the download and its fsync."""
+    while not stop.is_set():
+        now = time.time()
+        for name in _spill_files(work_dir):
+            seen.setdefault(name.split(".", 1)[0], now)
+        try:
+            await asyncio.wait_for(stop.wait(), 0.02)
+        except TimeoutError:
+            pass
+
+
 async def backfill(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     data = DataConfig(seed=1, orders=args.orders, anchor=float(int(time.time()) - 300))
     cfg = SimConfig(plan="plus", data=data, time_scale=1.0, index_lag=1.0, bulk_objects_per_second=1e12)
@@ -218,7 +240,14 @@ async def backfill(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         shop = server.shop()
         downloads = time_downloads(shop)
         config = write_config(work / "shopsync.toml", shop, {"safety_margin": "2s"})
-        run = await run_sync(config, {TOKEN_ENV: shop.token})
+        spills: dict[str, float] = {}
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch_spills(work / "work", spills, stop))
+        try:
+            run = await run_sync(config, {TOKEN_ENV: shop.token})
+        finally:
+            stop.set()
+            await watcher
         _check(run, "backfill")
         streams = stream_figures(run)
         ops = []
@@ -228,20 +257,26 @@ async def backfill(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                 "resource": resource, "status": op.status, "objects": op.object_count,
                 "file_mb": round((op.file_size or 0) / 1e6, 1), "created": op.created_at,
                 "completed": op.completed_at, "dl_first": downloads.first.get(op.path.name),
-                "dl_last": downloads.last.get(op.path.name),
+                "dl_last": downloads.last.get(op.path.name), "spill": spills.get(str(op.number)),
             })  # fmt: skip
     split = {}
     for op in ops:
         fig = streams.get(op["resource"])
         if op["status"] != "COMPLETED" or fig is None or fig.done_at is None or op["dl_first"] is None:
             continue
+        # Without a spill seen (a file reassembled within one watch interval) the fsync is not
+        # told apart from the reassembly.
+        spill = op["spill"] if op["spill"] is not None else op["dl_last"]
         split[op["resource"]] = {
             "start_s": round(op["created"] - run.started_at, 2),
             "waiting_s": round(op["completed"] - op["created"], 2),
             "poll_lag_s": round(op["dl_first"] - op["completed"], 2),
             "download_s": round(op["dl_last"] - op["dl_first"], 3),
-            "reassemble_write_s": round(fig.done_at - op["dl_last"], 2),
+            "fsync_s": round(max(0.0, spill - op["dl_last"]), 2),
+            "reassemble_write_s": round(fig.done_at - max(spill, op["dl_last"]), 2),
             "objects": op["objects"],
+            "export_objects_per_s": round(op["objects"] / (op["completed"] - op["created"]))
+            if op["completed"] > op["created"] else None,
             "file_mb": op["file_mb"],
         }
     return {
@@ -334,13 +369,14 @@ def print_results(r: dict[str, Any]) -> None:
         secs = f"{s['seconds']:.1f} s" if s["seconds"] is not None else "-"
         print(f"    {res:<17} {s['records']:>9,} records via {s['path'] or '-':<9} in {secs:>8} = {rate}")
     for res, sp in a["split"].items():
-        total = sp["waiting_s"] + sp["poll_lag_s"] + sp["download_s"] + sp["reassemble_write_s"]
         parts = {"waiting": sp["waiting_s"], "poll lag": sp["poll_lag_s"], "download": sp["download_s"],
-                 "reassemble+write": sp["reassemble_write_s"]}  # fmt: skip
+                 "fsync": sp["fsync_s"], "reassemble+write": sp["reassemble_write_s"]}  # fmt: skip
+        total = sum(parts.values()) or 1.0
         dominant = max(parts, key=lambda k: parts[k])
-        print(f"    split {res}: started at +{sp['start_s']:.1f} s; waiting {sp['waiting_s']:.1f} s, poll lag "
-              f"{sp['poll_lag_s']:.1f} s, download {sp['download_s']:.2f} s ({sp['file_mb']:.0f} MB), reassemble+write "
-              f"{sp['reassemble_write_s']:.1f} s; dominant: {dominant} ({100 * parts[dominant] / total:.0f}%)")  # fmt: skip
+        print(f"    split {res} ({sp['objects']:,} objects, {sp['file_mb']:.0f} MB): started at +{sp['start_s']:.1f} s; "
+              f"waiting {sp['waiting_s']:.1f} s, poll lag {sp['poll_lag_s']:.1f} s, download {sp['download_s']:.2f} s, "
+              f"fsync {sp['fsync_s']:.1f} s, reassemble+write {sp['reassemble_write_s']:.1f} s; "
+              f"dominant: {dominant} ({100 * parts[dominant] / total:.0f}%)")  # fmt: skip
     for key, label in (("paginated", "(b) paginated incremental"), ("paginated_multi", "(c) paginated, several resources")):
         b = r[key]
         changed = ", ".join(f"{n:,} {res}" for res, n in sorted(b["changed"].items()))
