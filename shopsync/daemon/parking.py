@@ -95,6 +95,9 @@ class Parking:
             if failures >= TRANSIENT_RUNS_TO_PARK or self.was_parked(shop):
                 self._transient.pop(key, None)
                 return self._parked_shop(shop, f"repeated transient errors ({exc.reason})", now)
+            return None
+        # Any other failure breaks the run of transient ones.
+        self._transient.pop(key, None)
         return None
 
     def _parked_shop(self, shop: str, reason: str, now: float) -> Parked | None:
@@ -134,6 +137,9 @@ class Parking:
         one reason was parked as a whole, and is again.
         """
         for state in states:
+            if state.parked_reason is not None and state.parked_until and epoch_of(state.parked_until) is None:
+                log.warning("%s/%s: ignoring the parking recorded in the state database: its end %r is "
+                            "not a timestamp", state.shop, state.resource, state.parked_until)  # fmt: skip
             park = persisted_park(state, now)
             if park is not None:
                 self.restore(state.key, park, epoch_of(state.updated_at))
@@ -142,6 +148,10 @@ class Parking:
             present = [p for p in parks if p is not None]
             if present and len(present) == len(parks) and len({p.reason for p in present}) == 1:
                 self.shops[shop] = max(present, key=lambda p: p.until or 0.0)
+                # The shop's back-off step carries on from where the earlier process left it.
+                steps = [self._last[(shop, r)] for r in resources if (shop, r) in self._last]
+                if steps:
+                    self._last[shop] = max(steps)
 
     def first_runs(self, keys: Iterable[StreamKey], now: float) -> dict[str, datetime]:
         """When each parked stream of ``keys`` may run next, by scheduler job id (``shop/resource``)."""

@@ -105,6 +105,9 @@ def persisted_park(state: StreamState | None, now: float) -> Park | None:
     if state is None or state.parked_reason is None:
         return None
     until = epoch_of(state.parked_until)
+    if until is None and state.parked_until:
+        # An unreadable end would park the stream for ever; a failing stream parks itself again.
+        return None
     if until is not None and until <= now:
         return None
     return Park(reason=state.parked_reason, until=until)

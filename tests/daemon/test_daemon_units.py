@@ -300,6 +300,13 @@ def test_repeated_transient_failures_park_the_shop_and_one_more_reparks_it():
     q.failed(key, _transient(), 0.0)
     q.forget_shop("a")
     assert q.failed(key, _transient(), 0.0) is None
+    # Only runs in a row count: another kind of failure in between starts the count again.
+    r = Parking(base=60.0, maximum=3600.0)
+    r.failed(key, _transient(), 0.0)
+    r.failed(key, _transient(), 0.0)
+    assert r.failed(key, QueryError("Field 'x' doesn't exist"), 0.0) is None
+    assert [r.failed(key, _transient(), 0.0) for _ in range(2)] == [None, None]
+    assert r.failed(key, _transient(), 0.0) is not None
 
 
 def test_parkings_recorded_by_an_earlier_process_are_restored():
@@ -323,7 +330,20 @@ def test_parkings_recorded_by_an_earlier_process_are_restored():
     assert p.shops == {"a": Park(reason="HTTP 402: frozen", until=NOW + 3600)}
     assert p.last_duration(("a", "orders")) == 3600.0 and p.last_duration(("a", "products")) == 600.0
     assert p.last_duration(("b", "orders")) is None  # no updated_at: the step is unknown
+    # The shop's back-off goes on from its longest stream's step: its next parking lasts twice that.
+    assert p.last_duration("a") == 3600.0 and p.was_parked("a")
+    assert p.park_shop("a", "HTTP 402: frozen", NOW + 3601)[0].until == NOW + 3601 + 3600
     assert p.active(("c", "orders"), NOW) is None and p.active(("e", "products"), NOW) is None
+
+
+def test_a_parking_with_an_unreadable_end_is_ignored_with_a_warning(caplog):
+    rows = [_state("a", "orders", parked_until="next tuesday", parked_reason="HTTP 423: locked")]
+    p = Parking(base=60.0, maximum=3600.0)
+    with caplog.at_level(logging.WARNING):
+        p.restore_all(rows, [("a", ["orders"])], NOW)
+    # Not parked for ever: the stream runs, and parks itself again if the shop still refuses.
+    assert p.active(("a", "orders"), NOW) is None and not p.shops
+    assert "a/orders: ignoring the parking" in caplog.text and "'next tuesday'" in caplog.text
 
 
 def test_parked_streams_first_run_when_their_parking_ends():
