@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from shopsync.daemon.logs import register_secret
+from shopsync.daemon.logs import register_secret, unregister_secret
 from shopsync.errors import ConfigError, ShopUnavailableError, TransientError
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,9 @@ class ClientCredentialsToken:
         self._scope: tuple[str, ...] = ()
         self._fetch: asyncio.Task[str] | None = None
         self._next_background_attempt = -math.inf
+        # Tokens issued to this process and their expiry: each stays redacted until it has expired,
+        # so a daemon refreshing daily does not grow its redaction list for ever.
+        self._issued: list[tuple[str, float]] = []
         self.fetches = 0  # completed grant requests (any outcome), for tests and status output
 
     @property
@@ -209,17 +212,26 @@ class ClientCredentialsToken:
                 f"token endpoint {self._host} sent an unusable answer ({type(exc).__name__})",
                 reason="bad_body",
             ) from None  # the body may hold a token: do not chain it into tracebacks
-        # Every issued token is redacted from log lines from now on, like the configured secrets.
+        # Every issued token is redacted from log lines, like the configured secrets, until it expires.
         register_secret(token)
         self._token = token
         # Counted from when the request was sent, so clock skew in transit only shortens the life.
         # No expires_in: no early refresh; a 401 will trigger one.
         self._expires_at = math.inf if expires_in is None else sent_at + expires_in
+        self._forget_expired(self._clock())
+        self._issued.append((token, self._expires_at))
         scope = answer.get("scope")
         self._scope = tuple(s for s in scope.split(",") if s) if isinstance(scope, str) else ()
         self._next_background_attempt = -math.inf
         log.info("obtained an access token from %s (expires in %s s)", self._host, expires_in)
         return token
+
+    def _forget_expired(self, now: float) -> None:
+        """Stop redacting tokens that have expired (worthless to anyone reading a log)."""
+        for token, expires_at in self._issued:
+            if expires_at <= now:
+                unregister_secret(token)
+        self._issued = [(t, e) for t, e in self._issued if e > now]
 
     def __repr__(self) -> str:
         state = "none" if self._token is None else f"expires_at={self._expires_at:.0f}"

@@ -85,20 +85,38 @@ def register_secret(value: str | SupportsReveal | None) -> None:
     ``reveal()``, like :class:`shopsync.config.Secret`); the client registers each access token it
     is issued. Values shorter than :data:`MIN_SECRET_LENGTH` are ignored.
     """
-    global _secret_re
     if value is not None and not isinstance(value, str):
         value = value.reveal()
     if not value or len(value) < MIN_SECRET_LENGTH:
         return
-    # The JSON-escaped form too: a secret with a quote or backslash looks different inside a JSON
-    # string, and the repr form for extras rendered with repr().
-    forms = {value, orjson.dumps(value).decode()[1:-1], repr(value)[1:-1]}
+    forms = _forms(value)
     with _secrets_lock:
         if forms <= _secrets:
             return
         _secrets.update(forms)
-        # Longest first, so a secret containing another is replaced whole.
-        _secret_re = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
+        _compile_secrets()
+
+
+def unregister_secret(value: str) -> None:
+    """Stop redacting ``value`` (an access token that has expired)."""
+    with _secrets_lock:
+        forms = _forms(value) & _secrets
+        if forms:
+            _secrets.difference_update(forms)
+            _compile_secrets()
+
+
+def _forms(value: str) -> set[str]:
+    # The JSON-escaped form too: a secret with a quote or backslash looks different inside a JSON
+    # string, and the repr form for extras rendered with repr().
+    return {value, orjson.dumps(value).decode()[1:-1], repr(value)[1:-1]}
+
+
+def _compile_secrets() -> None:
+    global _secret_re
+    # Longest first, so a secret containing another is replaced whole.
+    ordered = sorted(_secrets, key=len, reverse=True)
+    _secret_re = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
 
 
 def register_secrets(settings: Settings) -> int:

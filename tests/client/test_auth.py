@@ -17,6 +17,7 @@ from shopsync.client.auth import (
     TokenProvider,
     token_provider_for,
 )
+from shopsync.daemon.logs import redact
 from shopsync.errors import ConfigError, ShopUnavailableError, TransientError
 
 CLIENT_ID = "client-id-123"
@@ -32,6 +33,7 @@ class TokenEndpoint:
         self.expires_in: object = 86_399
         self.gate: asyncio.Event | None = None  # when set up, answers wait for it
         self.issued = 0
+        self.prefix = "shpat_issued_"
         self.runner: web.AppRunner | None = None
         self.url = ""
 
@@ -46,7 +48,7 @@ class TokenEndpoint:
                 return web.Response(status=status, body=body, content_type="application/json")
             return web.json_response(body, status=status)
         self.issued += 1
-        answer = {"access_token": f"shpat_issued_{self.issued}", "scope": "read_orders,read_products"}
+        answer = {"access_token": f"{self.prefix}{self.issued}", "scope": "read_orders,read_products"}
         if self.expires_in is not None:
             answer["expires_in"] = self.expires_in
         return web.json_response(answer)
@@ -115,6 +117,24 @@ async def test_issues_a_token_with_the_client_credentials_form(session, endpoint
         "client_secret": SECRET,
     }
     assert tokens.scope == ("read_orders", "read_products")
+
+
+async def test_issued_tokens_are_redacted_from_logs_until_they_expire(session, endpoint):
+    clock = Clock()
+    # Not token-shaped, so only the registration redacts them.
+    endpoint.prefix = "opaque-issued-token-"
+    endpoint.expires_in = 1000
+    tokens = provider(session, endpoint, clock)
+    first = await tokens.token()
+    assert redact(f"sent {first}") == "sent ***"
+    clock.now += 999  # the first is still valid when the second is issued: both stay redacted
+    await tokens.invalidate(first)
+    second = await tokens.token()
+    assert redact(f"{first} {second}") == "*** ***"
+    clock.now += 500  # the first has expired: a third issue drops it from the list, not the second
+    await tokens.invalidate(second)
+    third = await tokens.token()
+    assert redact(f"{first} {second} {third}") == f"{first} *** ***"
 
 
 async def test_the_token_is_cached(session, endpoint):
