@@ -305,6 +305,7 @@ class _FileSummary:
     lines: int = 0
     roots: int = 0
     orphans: int = 0
+    duplicates: int = 0
 
 
 async def _reassembled(
@@ -353,8 +354,9 @@ async def _reassembled(
                     return
                 # Shopify's rootObjectCount counts the top-level connection's nodes: for a
                 # parent.child resource those are the parents (locations), not the records.
-                summary.roots = reassembler.parent_lines if ctx.resource.parent_field else reassembler.root_count
+                summary.roots = reassembler.parent_lines if ctx.resource.parent_field else reassembler.root_lines
                 summary.orphans = reassembler.orphan_count
+                summary.duplicates = reassembler.duplicate_roots
             spill.unlink(missing_ok=True)
             put(None)
         except BaseException as exc:  # handed to the event loop side, which re-raises it
@@ -388,6 +390,9 @@ async def _write_file(ctx: StreamContext, state: StreamState, op: BulkOperationR
         crashpoint("mid_bulk_write")
     if summary.orphans:
         log.warning("%s: %d rows in %s had no parent in the file", ctx.label, summary.orphans, op.id)
+    if summary.duplicates:
+        log.info("%s: %d records of %s were exported twice (changed during the export); the newest copy was kept",
+                 ctx.label, summary.duplicates, op.id)  # fmt: skip
     return summary.roots, state
 
 

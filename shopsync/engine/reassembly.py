@@ -40,10 +40,16 @@ class BulkReassembler:
 
     Use as a context manager: the spill file is created on entry (an old one is replaced) and
     deleted on exit. Counters: ``lines`` (non-blank lines fed), ``object_count`` (the same, like
-    Shopify's ``objectCount``), ``root_count`` (records), ``parent_lines`` (skipped parent nodes of
-    a ``parent.child`` resource), ``orphan_count`` (children whose parent is not in the file, known
+    Shopify's ``objectCount``), ``root_lines`` (record lines, what Shopify's ``rootObjectCount``
+    counts), ``root_count`` (distinct records), ``parent_lines`` (skipped parent nodes of a
+    ``parent.child`` resource), ``orphan_count`` (children whose parent is not in the file, known
     after :meth:`records` starts) with ``orphan_sample`` (a few of their ``__parentId``\\ s), and
-    ``duplicate_roots`` (a record id seen twice; the later line wins).
+    ``duplicate_roots`` (record lines beyond the first of their id).
+
+    A bulk export is not a snapshot: a record updated while it runs can be exported again, with
+    its children. Of a record's copies the one with the newest ``updatedAt`` is kept (the later
+    line on a tie), and a child (or grandchild) id seen twice keeps its later line, in the place
+    of its first.
     """
 
     def __init__(self, resource: Resource, spill_path: Path) -> None:
@@ -52,6 +58,7 @@ class BulkReassembler:
         self.lines = 0
         self.object_count = 0
         self.root_count = 0
+        self.root_lines = 0
         self.parent_lines = 0
         self.orphan_count = 0
         self.orphan_sample: list[str] = []
@@ -62,9 +69,8 @@ class BulkReassembler:
         for i, nc in enumerate(self._flat):
             for t in nc.node_types:
                 self._by_type[t] = i
-        self._roots: list[tuple[str, int, bytes]] = []
+        self._roots: list[tuple[str, int, str, bytes]] = []
         self._children: list[tuple[int, str | None, str, int, int, bytes]] = []
-        self._root_lines = 0
         self._db: sqlite3.Connection | None = None
         self._finalized = False
 
@@ -88,7 +94,9 @@ class BulkReassembler:
             db.execute("PRAGMA synchronous=OFF")
             db.execute("PRAGMA locking_mode=EXCLUSIVE")
             db.execute("PRAGMA cache_size=-8192")  # KiB: keeps SQLite's own memory bounded
-            db.execute("CREATE TABLE roots (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, line BLOB NOT NULL)")
+            db.execute(
+                "CREATE TABLE roots (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at TEXT NOT NULL, line BLOB NOT NULL)"
+            )
             db.execute(
                 "CREATE TABLE children (seq INTEGER PRIMARY KEY, id TEXT, parent_id TEXT NOT NULL,"
                 " conn INTEGER NOT NULL, depth INTEGER NOT NULL, root_id TEXT, line BLOB NOT NULL)"
@@ -129,10 +137,10 @@ class BulkReassembler:
                 self.parent_lines += 1
                 return
             if kind == res.node_type:
-                self._add_root(gid, line)
+                self._add_root(gid, obj, line)
                 return
         elif parent is None:
-            self._add_root(gid, line)
+            self._add_root(gid, obj, line)
             return
         if parent is None:
             raise IntegrityError(f"bulk result line {self.lines}: {gid!r} is neither a record nor a child")
@@ -149,10 +157,11 @@ class BulkReassembler:
         if len(self._children) >= _BATCH:
             self._flush()
 
-    def _add_root(self, gid, line: bytes) -> None:
+    def _add_root(self, gid, obj: dict, line: bytes) -> None:
         if not isinstance(gid, str) or not gid:
             raise IntegrityError(f"bulk result line {self.lines}: a record without an id")
-        self._roots.append((gid, self.lines, line))
+        self.root_lines += 1
+        self._roots.append((gid, self.lines, obj.get("updatedAt") or "", line))
         if len(self._roots) >= _BATCH:
             self._flush()
 
@@ -160,8 +169,13 @@ class BulkReassembler:
         assert self._db is not None, "use BulkReassembler as a context manager"
         try:
             if self._roots:
-                self._db.executemany("INSERT OR REPLACE INTO roots (id, seq, line) VALUES (?, ?, ?)", self._roots)
-                self._root_lines += len(self._roots)
+                # ISO 8601 UTC timestamps of one format compare as text.
+                self._db.executemany(
+                    "INSERT INTO roots (id, seq, updated_at, line) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
+                    " SET seq = excluded.seq, updated_at = excluded.updated_at, line = excluded.line"
+                    " WHERE excluded.updated_at >= roots.updated_at",
+                    self._roots,
+                )
                 self._roots.clear()
             if self._children:
                 self._db.executemany(
@@ -188,7 +202,7 @@ class BulkReassembler:
             )
             db.execute("CREATE INDEX children_root ON children (root_id, seq)")
             self.root_count = db.execute("SELECT count(*) FROM roots").fetchone()[0]
-            self.duplicate_roots = self._root_lines - self.root_count
+            self.duplicate_roots = self.root_lines - self.root_count
             self.orphan_count = db.execute("SELECT count(*) FROM children WHERE root_id IS NULL").fetchone()[0]
             self.orphan_sample = [
                 r[0]
@@ -239,16 +253,15 @@ class BulkReassembler:
         for _root_id, conn, gid, _parent, child_line in rows:
             nc = self._flat[conn]
             if nc.depth == 2:
-                depth2.append((nc, _parent, child_line))
+                depth2.append((nc, gid, _parent, child_line))
                 continue
             child = orjson.loads(child_line)
             child.pop(PARENT_KEY, None)
             for sub in nc.children:
                 child[sub.field] = []
-            record[nc.field].append(child)
-            if gid:
-                by_id[gid] = child
-        for nc, parent_id, child_line in depth2:
+            _place(record[nc.field], by_id, gid, child)
+        seen: dict[str, dict] = {}
+        for nc, gid, parent_id, child_line in depth2:
             grandchild = orjson.loads(child_line)
             grandchild.pop(PARENT_KEY, None)
             siblings = by_id.get(parent_id, {}).get(nc.field)
@@ -257,8 +270,21 @@ class BulkReassembler:
                     f"bulk result: {grandchild.get('id')!r} ({nc.node_type}) is under {parent_id!r}, "
                     f"which is not a {nc.parent_type} of {self.resource.name}"
                 )
-            siblings.append(grandchild)
+            _place(siblings, seen, gid, grandchild)
         return record
+
+
+def _place(siblings: list[dict], by_id: dict[str, dict], gid: str | None, node: dict) -> None:
+    """Append ``node`` to ``siblings``, or, when its id was seen (the record was exported twice),
+    put its newer content in the place of the earlier copy."""
+    earlier = by_id.get(gid) if gid else None
+    if earlier is None:
+        siblings.append(node)
+        if gid:
+            by_id[gid] = node
+        return
+    earlier.clear()
+    earlier.update(node)
 
 
 __all__ = ["BulkReassembler", "PARENT_KEY"]

@@ -496,6 +496,8 @@ class ShopStore:
                 return
 
         while True:
+            if view == "index":
+                self.sync_index()  # a long scan sees the index as it is when each batch is read
             keys = v.batch(sort, klo, khi, descending, batch)
             for k in keys:
                 idx = k if sort == "id" else k & MASK

@@ -178,6 +178,33 @@ def test_bad_lines_duplicates_and_blank_lines(resources, tmp_path):
     assert [rec["name"] for rec in records] == ["new"] and r.duplicate_roots == 1 and r.lines == 2
 
 
+def test_a_record_exported_twice_keeps_its_newest_copy_and_each_child_once(resources, tmp_path):
+    # A bulk export is not a snapshot: a product updated while it runs is exported again, later
+    # in the file, with its children (and here the older copy even comes last).
+    deep = resources["deep"]
+    p = "gid://shopify/Product/1"
+    v1, v2 = "gid://shopify/ProductVariant/1", "gid://shopify/ProductVariant/2"
+    m1 = "gid://shopify/Metafield/1"
+    lines = [
+        line({"id": p, "updatedAt": "2026-01-01T00:00:05Z", "title": "new"}),
+        line({"id": v1, "title": "S", "__parentId": p}),
+        line({"id": m1, "key": "a", "__parentId": v1}),
+        line({"id": "gid://shopify/Product/2", "updatedAt": "2026-01-01T00:00:01Z", "title": "other"}),
+        line({"id": v2, "title": "M", "__parentId": p}),
+        line({"id": v1, "title": "S2", "__parentId": p}),
+        line({"id": m1, "key": "a2", "__parentId": v1}),
+        line({"id": p, "updatedAt": "2026-01-01T00:00:00Z", "title": "old"}),
+    ]
+    records, r = reassemble(deep, lines, tmp_path / "s.db")
+    assert [rec["title"] for rec in records] == ["new", "other"]
+    assert records[0]["variants"] == [
+        {"id": v1, "title": "S2", "metafields": [{"id": m1, "key": "a2"}]},
+        {"id": v2, "title": "M", "metafields": []},
+    ]
+    # rootObjectCount counts lines: the guard compares root_lines, not distinct records.
+    assert (r.root_lines, r.root_count, r.duplicate_roots) == (3, 2, 1)
+
+
 def test_spill_file_is_replaced_and_removed(resources, tmp_path):
     spill = tmp_path / "spill.db"
     spill.write_bytes(b"stale garbage from a crash")
