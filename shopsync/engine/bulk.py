@@ -133,7 +133,7 @@ async def _start(ctx: StreamContext, state: StreamState, end: datetime) -> tuple
     attempt = 0
     # A process killed between Shopify's answer and the commit below left an operation running
     # that no state names; the window (and so the query text) is the same now: adopt it.
-    payload = {"bulkOperation": await _find_started(ctx, inner)}
+    payload = {"bulkOperation": await _find_started(ctx, state, inner, end)}
     while payload["bulkOperation"] is None:
         try:
             response = await ctx.shop.client.execute(
@@ -142,7 +142,7 @@ async def _start(ctx: StreamContext, state: StreamState, end: datetime) -> tuple
         except OutcomeUnknownError as exc:
             # The answer was lost: resending blindly could leave a second, orphaned operation
             # running in one of the shop's five slots. Look for ours first.
-            started = await _find_started(ctx, inner)
+            started = await _find_started(ctx, state, inner, end)
             if started is not None:
                 log.info("%s: the bulk start's answer was lost (%s) but it started %s", ctx.label, exc.reason, started["id"])
                 payload = {"bulkOperation": started}
@@ -174,6 +174,7 @@ async def _start(ctx: StreamContext, state: StreamState, end: datetime) -> tuple
         window_start=state.window_start,
         window_end=format_ts(end),
         status=started.get("status") or "CREATED",
+        error_code=started.get("errorCode"),
         created_at=now,
         updated_at=now,
     )
@@ -183,15 +184,30 @@ async def _start(ctx: StreamContext, state: StreamState, end: datetime) -> tuple
     return op, state
 
 
-async def _find_started(ctx: StreamContext, inner: str) -> dict | None:
-    """The newest operation on the shop running exactly ``inner`` that no stream has recorded."""
+async def _find_started(ctx: StreamContext, state: StreamState, inner: str, end: datetime) -> dict | None:
+    """The newest operation on the shop running exactly ``inner`` that no stream has recorded.
+
+    Whatever its status: a failed one is handled like any failed operation (split, partial data).
+    Older unrecorded copies (a start resent after a lost answer whose operation had already
+    failed, then a kill) are recorded as finished, so every operation started is accounted for.
+    """
     response = await ctx.shop.client.execute(builder.recent_bulk_operations_query(), priority=ctx.priority)
-    for node in response.data["bulkOperations"]["nodes"]:
-        if node.get("query") != inner or node.get("status") not in ("CREATED", "RUNNING", "COMPLETED"):
+    found = None
+    for node in response.data["bulkOperations"]["nodes"]:  # newest first
+        if node.get("query") != inner or await ctx.state_store.get_bulk_operation(node["id"]) is not None:
             continue
-        if await ctx.state_store.get_bulk_operation(node["id"]) is None:
-            return node
-    return None
+        if found is None:
+            found = node
+            continue
+        now = format_ts_now(ctx)
+        stray = BulkOperationRecord(
+            id=node["id"], shop=ctx.shop.name, resource=ctx.resource.name, window_start=state.window_start,
+            window_end=format_ts(end), status=node.get("status") or "CREATED", error_code=node.get("errorCode"),
+            created_at=now, updated_at=now, finished=True,
+        )  # fmt: skip
+        await ctx.state_store.save_bulk_operation(stray)
+        log.info("%s: recorded bulk operation %s (%s), an earlier copy of this window's export", ctx.label, stray.id, stray.status)
+    return found
 
 
 def format_ts_now(ctx: StreamContext) -> str:

@@ -441,7 +441,7 @@ _BULK_STATUS = """query BulkStatus($id: ID!) {
 
 _RECENT_BULK = """query RecentBulk {
   bulkOperations(first: 10) {
-    nodes { id status createdAt query }
+    nodes { id status errorCode createdAt query }
   }
 }"""
 

@@ -17,9 +17,13 @@ import time
 import orjson
 import pytest
 
+from shopsync.config import load_settings
+from shopsync.queries import builder
 from shopsync.simulator.server import run_simulator
 from shopsync.sinks.jsonl import read_latest
-from shopsync.timeutil import parse_ts
+from shopsync.state.models import StreamState
+from shopsync.storage import open_storage
+from shopsync.timeutil import format_ts, from_epoch, parse_ts
 
 from .conftest import (
     TOKEN_ENV,
@@ -138,3 +142,51 @@ async def test_kill_at_random_instants_then_rerun(tmp_path):
         final = await sync_subprocess(config, token_env(shop))
         assert final.returncode == 0, final.stderr[-3000:]
         assert_matches_truth(shop, tmp_path / "state.db")
+
+
+@pytest.mark.parametrize("earlier", ["none", "failed"])
+async def test_operations_started_before_their_record_are_adopted_and_accounted_for(tmp_path, earlier):
+    """A run killed after saving a bulk window but before recording its operation leaves a
+    running operation that no state names; a lost answer, resent after that operation had
+    failed, leaves two. The next run adopts the newest — whatever its status: a ``TIMEOUT``
+    splits the window as usual — records the older one as finished, and starts nothing that is
+    not needed: every operation the shop ran ends up in the state database."""
+    async with run_simulator(sim_config()) as server:
+        shop = server.shop()
+        config = write_config(tmp_path / "shopsync.toml", [shop], sync={"path": "bulk"}, extra_shop_keys={shop.name: ORDERS_ONLY})
+        settings = load_settings(config, env={**os.environ, **token_env(shop)})
+        resource = settings.resources["orders"]
+        end = parse_ts(format_ts(from_epoch(time.time() - 60)))
+        inner = builder.bulk_query(resource, builder.window_search(None, end))
+        # What the killed run left: the window saved, its operation(s) started but not recorded.
+        storage = await open_storage(settings)
+        await storage.state.save_stream(StreamState(shop=shop.name, resource="orders", window_end=format_ts(end), path="bulk"))
+        await storage.close()
+        ops = []
+        for _ in range(2 if earlier == "failed" else 1):  # each fails with TIMEOUT
+            shop.faults.set(bulk_fail="TIMEOUT", bulk_fail_after=0.3, bulk_fail_count=1)
+            payload = shop.bulk.resolve_run_query({"query": inner, "groupObjects": False})
+            op = shop.bulk.by_gid(payload["bulkOperation"]["id"])
+            await op.task
+            ops.append(op)
+        shop.faults.reset()
+        assert [op.status for op in ops] == ["FAILED"] * len(ops)
+
+        done = await sync_subprocess(config, token_env(shop))
+        assert done.returncode == 0, done.stderr[-3000:]
+        recorded = {op_id: (status, code) for _, _, op_id, status, code in _recorded_bulk_ops_status(tmp_path / "state.db")}
+        at_shop = {op.gid for op in shop.bulk.operations.values()}
+        assert set(recorded) == at_shop, (recorded, at_shop)
+        # New operations: the two halves of the adopted timed-out one, then the window on to now.
+        assert len(at_shop) == len(ops) + 3 and recorded[ops[-1].gid] == ("FAILED", "TIMEOUT")
+        assert_matches_truth(shop, tmp_path / "state.db", resources=["orders"])
+
+
+def _recorded_bulk_ops_status(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(
+            "SELECT window_start, window_end, id, status, error_code FROM bulk_operations ORDER BY created_at"
+        ).fetchall()
+    finally:
+        con.close()
