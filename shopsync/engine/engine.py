@@ -47,10 +47,6 @@ log = logging.getLogger(__name__)
 MAX_COUNT_RETRIES = 2
 #: Suffix of the state row that tracks a resource's deletion events.
 DELETIONS_SUFFIX = "@deletions"
-#: Bulk result files downloaded and reassembled at once in one process, whatever the number of
-#: shops: each costs a download buffer, a spill database and a batch in flight. The 200-shop
-#: benchmark's backfill peaked near 4 GB before this cap.
-MAX_CONCURRENT_INGEST = 4
 
 
 @dataclass(frozen=True)
@@ -143,7 +139,7 @@ class SyncEngine:
         self.sleep = sleep
         self._runtimes: dict[str, ShopRuntime] = {}
         self._shop_configs: dict[str, Any] = {}
-        self._ingest_slots = asyncio.Semaphore(MAX_CONCURRENT_INGEST)
+        self._ingest_slots = asyncio.Semaphore(bulk.MAX_CONCURRENT_INGEST)
 
     async def __aenter__(self) -> SyncEngine:
         if self._session is None:
