@@ -45,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from bench.config import write_shop_config
 from shopsync.simulator.config import DataConfig, FaultConfig, MutatorConfig, SimConfig
 from shopsync.simulator.server import SimulatedShop, run_simulator
 from shopsync.sinks.jsonl import list_files, read_latest
@@ -188,19 +189,9 @@ class Lane:
             "bulk_poll_min": "0.05s", "bulk_poll_max": "0.5s", "backoff_base": "0.05s", "backoff_cap": "0.5s",
             "max_attempts": 12,
         }  # fmt: skip
-        lines = [f'database = "sqlite:///{self.db}"']
-        if self.name == "jsonl":
-            lines += ["[sink]", f'url = "jsonl://{self.out}"']
-        lines.append("[sync]")
-        lines += [f"{k} = {orjson.dumps(v).decode()}" for k, v in sync.items()]
-        lines += ["[daemon]", 'log_level = "info"']
-        lines += [
-            "[[shop]]", f'name = "{self.shop.name}"', f'domain = "{self.shop.name}.myshopify.com"',
-            f'access_token = {{ env = "{TOKEN_ENV}" }}', f'api_url = "{self.shop.graphql_url}"',
-        ]  # fmt: skip
-        config = self.directory / "shopsync.toml"
-        config.write_text("\n".join(lines) + "\n")
-        return config
+        sink = f"jsonl://{self.out}" if self.name == "jsonl" else None
+        return write_shop_config(self.directory / "shopsync.toml", self.shop, database=self.db, token_env=TOKEN_ENV,
+                                 sync=sync, sink=sink)  # fmt: skip
 
     def live_records(self, resource: str) -> dict[str, Any]:
         """The sink's current, not-deleted records of one resource, keyed by id."""

@@ -40,6 +40,7 @@ from typing import Any
 
 import orjson
 
+from bench.config import write_shop_config
 from shopsync.simulator.config import DataConfig, SimConfig
 from shopsync.simulator.server import SimulatedShop, run_simulator
 
@@ -171,15 +172,7 @@ def _spawn_and_reap(cmd: list[str], env: dict[str, str]) -> ChildRun:
 
 
 def write_config(path: Path, shop: SimulatedShop, sync: dict[str, Any]) -> Path:
-    lines = [f'database = "sqlite:///{path.parent / "state.db"}"', "[sync]"]
-    lines += [f"{k} = {orjson.dumps(v).decode()}" for k, v in sync.items()]
-    lines += ["[daemon]", 'log_level = "info"']
-    lines += [
-        "[[shop]]", f'name = "{shop.name}"', f'domain = "{shop.name}.myshopify.com"',
-        f'access_token = {{ env = "{TOKEN_ENV}" }}', f'api_url = "{shop.graphql_url}"',
-    ]  # fmt: skip
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_shop_config(path, shop, database=path.parent / "state.db", token_env=TOKEN_ENV, sync=sync)
 
 
 def _check(run: ChildRun, what: str) -> None:
