@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from shopsync.engine.context import StreamContext
+from shopsync.engine.context import MAX_CONCURRENT_INGEST, StreamContext
 from shopsync.engine.crashpoints import crashpoint
 from shopsync.engine.download import UrlExpiredError, download_to_file, iter_lines
 from shopsync.engine.reassembly import BulkReassembler
@@ -54,11 +54,6 @@ PARTIAL_TAIL_ROOTS = 250
 #: Re-export attempts after a rootObjectCount mismatch before the stream fails loudly.
 MAX_GUARD_RETRIES = 2
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED", "EXPIRED"}
-
-#: Bulk result files downloaded and reassembled at once in one process, whatever the number of
-#: shops: each costs a download buffer, a spill database and a batch in flight. The 200-shop
-#: benchmark's backfill peaked near 4 GB before this cap.
-MAX_CONCURRENT_INGEST = 4
 
 #: The reassembly workers' own threads: long jobs on the default pool (min(32, cores + 4) threads)
 #: would leave few threads for every other stream's download open/fsync calls.

@@ -16,6 +16,11 @@ from typing import Any, Protocol
 
 from shopsync.queries import Resource
 
+#: Bulk result files downloaded and reassembled at once in one process, whatever the number of
+#: shops: each costs a download buffer, a spill database, a worker thread and a batch in flight.
+#: The 200-shop benchmark's backfill peaked near 4 GB before this cap.
+MAX_CONCURRENT_INGEST = 4
+
 
 class EngineObserver(Protocol):
     """Hooks the daemon's metrics and the CLI's progress display implement (all optional)."""
@@ -75,7 +80,7 @@ class StreamContext:
     work_dir: Path  # where bulk result files and spill databases live
     #: Shared by every stream of the process: how many bulk result files are downloaded and
     #: reassembled at once. Local disk, CPU and memory are the limit there, not Shopify.
-    ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_INGEST))
     observer: EngineObserver = field(default_factory=NullObserver)
     priority: int = 0
     clock: Callable[[], float] = time.time

@@ -34,7 +34,13 @@ from shopsync.client.budget import CostBudget
 from shopsync.client.graphql import ShopClient, make_session
 from shopsync.client.retry import RetryPolicy
 from shopsync.engine import bulk, paginated
-from shopsync.engine.context import EngineObserver, NullObserver, ShopRuntime, StreamContext
+from shopsync.engine.context import (
+    MAX_CONCURRENT_INGEST,
+    EngineObserver,
+    NullObserver,
+    ShopRuntime,
+    StreamContext,
+)
 from shopsync.engine.windows import Window, choose_path, next_window
 from shopsync.errors import IntegrityError, ShopsyncError, ShopUnavailableError
 from shopsync.queries import Resource, builder
@@ -139,7 +145,7 @@ class SyncEngine:
         self.sleep = sleep
         self._runtimes: dict[str, ShopRuntime] = {}
         self._shop_configs: dict[str, Any] = {}
-        self._ingest_slots = asyncio.Semaphore(bulk.MAX_CONCURRENT_INGEST)
+        self._ingest_slots = asyncio.Semaphore(MAX_CONCURRENT_INGEST)
 
     async def __aenter__(self) -> SyncEngine:
         if self._session is None:
