@@ -34,8 +34,9 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 TOKEN = "shpat_bench_daemon_token"
-#: The engine's line at the end of each stream run: "... N records via PATH in 1.2s".
-_RUN_SECONDS = re.compile(r"records via \w+ in ([\d.]+)s")
+#: The engine's line at the end of each stream run: "... N records via PATH in 1.2s" (PATH may
+#: name several windows' paths joined by "+").
+_RUN_SECONDS = re.compile(r"records via [\w+]+ in ([\d.]+)s")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
