@@ -12,7 +12,7 @@ state database, the ``jsonl`` lane the JSONL change log (state in SQLite beside 
    INTERNAL_SERVER_ERROR (with partial data), bulk TIMEOUT, cut result downloads;
 2. runs ``python -m shopsync sync`` in a child process that is killed with SIGKILL — at a random
    instant, or at a named crash point (``SHOPSYNC_CRASHPOINT=name:N``,
-   :mod:`shopsync.engine.crashpoints`) — or, now and then, allowed to finish.
+   :mod:`shopsync.crashpoints`) — or, now and then, allowed to finish.
 
 Every ``--verify-every`` rounds (and at the end) each lane used since its last check is verified:
 faults off, mutator paused, the safety margin and the index lag waited out (the child engine uses
@@ -48,7 +48,7 @@ import orjson
 from bench.config import write_shop_config
 from shopsync.simulator.config import DataConfig, FaultConfig, MutatorConfig, SimConfig
 from shopsync.simulator.server import SimulatedShop, run_simulator
-from shopsync.sinks.jsonl import list_files, read_latest
+from shopsync.state.jsonl import list_files, read_latest
 from tests.support import ALL_RESOURCES, diff_records, sink_rows
 
 TOKEN_ENV = "BENCH_CHAOS_TOKEN"

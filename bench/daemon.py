@@ -33,6 +33,8 @@ import aiohttp
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.config import CORE_RESOURCES
+
 TOKEN = "shpat_bench_daemon_token"
 #: The engine's line at the end of each stream run: "... N records via PATH in 1.2s" (PATH may
 #: name several windows' paths joined by "+").
@@ -82,6 +84,7 @@ def write_config(path: Path, sim_url: str, shops: int, args: argparse.Namespace)
             f'domain = "{name}.myshopify.com"',
             f'api_url = "{sim_url}/shops/{name}/admin/api/2026-10/graphql.json"',
             'access_token = { env = "BENCH_TOKEN" }',
+            f"resources = {orjson.dumps(CORE_RESOURCES).decode()}",
         ]
     path.write_text("\n".join(lines) + "\n")
 

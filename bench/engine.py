@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from bench.config import write_shop_config
+from bench.config import CORE_RESOURCES, write_shop_config
 from shopsync.simulator.config import DataConfig, SimConfig
 from shopsync.simulator.server import SimulatedShop, run_simulator
 
@@ -172,7 +172,9 @@ def _spawn_and_reap(cmd: list[str], env: dict[str, str]) -> ChildRun:
 
 
 def write_config(path: Path, shop: SimulatedShop, sync: dict[str, Any]) -> Path:
-    return write_shop_config(path, shop, database=path.parent / "state.db", token_env=TOKEN_ENV, sync=sync)
+    return write_shop_config(
+        path, shop, database=path.parent / "state.db", token_env=TOKEN_ENV, sync=sync, resources=CORE_RESOURCES
+    )
 
 
 def _check(run: ChildRun, what: str) -> None:

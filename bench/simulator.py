@@ -23,8 +23,8 @@ import aiohttp
 import orjson
 from graphql import parse
 
-from shopsync.cost import MAX_QUERY_COST, requested_cost
-from shopsync.schema import load_schema
+from shopsync.shopify.cost import MAX_QUERY_COST, requested_cost
+from shopsync.shopify.schema import load_schema
 from shopsync.timeutil import format_ts, from_epoch
 
 TOKEN = "shpat_bench_token"

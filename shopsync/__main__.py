@@ -1,3 +1,3 @@
-from shopsync.cli import main
+from shopsync.commands.main import main
 
 raise SystemExit(main())

@@ -26,6 +26,16 @@ def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def epoch_to_ts(seconds: float) -> str:
+    """Epoch seconds as a Shopify timestamp string: ``format_ts(from_epoch(seconds))``."""
+    return format_ts(from_epoch(seconds))
+
+
+def parse_optional_ts(value: str | None) -> datetime | None:
+    """:func:`parse_ts`, with ``None`` (or an empty string) for no timestamp."""
+    return parse_ts(value) if value else None
+
+
 def to_epoch(dt: datetime) -> float:
     return dt.timestamp()
 

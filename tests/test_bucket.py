@@ -1,4 +1,4 @@
-"""shopsync.bucket: leaky-bucket arithmetic (the caller passes the time)."""
+"""shopsync.shopify.bucket: leaky-bucket arithmetic (the caller passes the time)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from shopsync.bucket import LeakyBucket
+from shopsync.shopify.bucket import LeakyBucket
 
 
 def test_full_bucket_and_refill_capped_at_capacity():

@@ -1,4 +1,4 @@
-"""shopsync.cost: Shopify's requested and actual cost rules on worked examples."""
+"""shopsync.shopify.cost: Shopify's requested and actual cost rules on worked examples."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from graphql import parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopsync.cost import CostError, actual_cost, requested_cost
-from shopsync.schema import load_schema
+from shopsync.shopify.cost import CostError, actual_cost, requested_cost
+from shopsync.shopify.schema import load_schema
 
 SCHEMA = load_schema()
 

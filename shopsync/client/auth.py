@@ -20,14 +20,19 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from shopsync.daemon.logs import register_secret, unregister_secret
+from shopsync.client.transport import BodyTooLargeError, read_limited
 from shopsync.errors import ConfigError, ShopUnavailableError, TransientError
+from shopsync.observability.logs import register_secret, unregister_secret
+from shopsync.settings import ShopConfig
+from shopsync.shopify.answers import endpoint_host, redirect_target, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 #: After a failed background refresh, wait this long before trying again (the old token is still
 #: valid, so there is no hurry, and the token endpoint must not be hammered at request rate).
 REFRESH_RETRY_SECONDS = 10.0
+#: The longest token-endpoint answer read: a real one is a few hundred bytes.
+TOKEN_BODY_LIMIT = 64 * 1024
 
 
 @runtime_checkable
@@ -81,7 +86,10 @@ class ClientCredentialsToken:
 
     Errors: 400/401 → :class:`ShopUnavailableError` (status 401, "client credentials rejected");
     other 4xx → :class:`ShopUnavailableError` with that status; 429, 5xx, timeouts, network errors
-    and malformed answers → :class:`TransientError`.
+    and malformed answers → :class:`TransientError`. A redirect is never followed (the client
+    secret would go with it): one back to the token endpoint's own origin is a
+    :class:`TransientError`, one elsewhere a :class:`ShopUnavailableError` with the 3xx status.
+    An answer over :data:`TOKEN_BODY_LIMIT` bytes is a :class:`TransientError`, unread.
     """
 
     def __init__(
@@ -98,7 +106,7 @@ class ClientCredentialsToken:
             raise ValueError("client_id and client_secret must not be empty")
         self._session = session
         self._token_url = token_url
-        self._host = urlsplit(token_url).netloc or token_url
+        self._host = endpoint_host(token_url) if urlsplit(token_url).hostname else token_url
         self._client_id = client_id
         self._client_secret = client_secret
         self._clock = clock
@@ -164,12 +172,19 @@ class ClientCredentialsToken:
             "client_secret": self._client_secret,
         }
         try:
+            # Never follow a redirect: aiohttp would resend the form, client secret and all, to
+            # wherever Location points (issue 10).
             async with self._session.post(
-                self._token_url, data=form, headers={"Accept": "application/json"}
+                self._token_url, data=form, headers={"Accept": "application/json"}, allow_redirects=False
             ) as resp:
                 status = resp.status
-                body = await resp.read()
-                retry_after = resp.headers.get("Retry-After")
+                location = resp.headers.get("Location")
+                retry_after = retry_after_seconds(resp.headers, now=time.time())
+                body = await read_limited(resp, TOKEN_BODY_LIMIT)
+        except BodyTooLargeError as exc:
+            raise TransientError(
+                f"token endpoint {self._host} sent an answer over {exc.limit} bytes: refused", reason="too_large"
+            ) from None
         except TimeoutError as exc:
             raise TransientError(f"token request to {self._host} timed out", reason="timeout") from exc
         except aiohttp.ClientError as exc:
@@ -178,40 +193,8 @@ class ClientCredentialsToken:
             ) from exc
         finally:
             self.fetches += 1
-        if status in (400, 401):
-            raise ShopUnavailableError(
-                f"client credentials rejected by {self._host} (HTTP {status}{_oauth_error(body)})",
-                status=401,
-                reason=f"client credentials rejected (HTTP {status}{_oauth_error(body)})",
-            )
-        if status == 429:
-            raise TransientError(
-                f"token request to {self._host} rate limited (HTTP 429)",
-                reason="http_429",
-                retry_after=_seconds(retry_after),
-            )
-        if status >= 500:
-            raise TransientError(
-                f"token endpoint {self._host} answered HTTP {status}", reason=f"http_{status}"
-            )
-        if status != 200:
-            raise ShopUnavailableError(
-                f"token endpoint {self._host} answered HTTP {status}",
-                status=status,
-                reason=f"token endpoint answered HTTP {status}",
-            )
-        try:
-            answer = orjson.loads(body)
-            token = answer["access_token"]
-            if not isinstance(token, str) or not token:
-                raise TypeError("access_token is not a non-empty string")
-            expires_in = answer.get("expires_in")
-            expires_in = None if expires_in is None else float(expires_in)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise TransientError(
-                f"token endpoint {self._host} sent an unusable answer ({type(exc).__name__})",
-                reason="bad_body",
-            ) from None  # the body may hold a token: do not chain it into tracebacks
+        self._refuse_unless_ok(status, location, retry_after, body)
+        token, expires_in, answer = self._token_answer(body)
         # Every issued token is redacted from log lines, like the configured secrets, until it expires.
         register_secret(token)
         self._token = token
@@ -225,6 +208,61 @@ class ClientCredentialsToken:
         self._next_background_attempt = -math.inf
         log.info("obtained an access token from %s (expires in %s s)", self._host, expires_in)
         return token
+
+    def _refuse_unless_ok(self, status: int, location: str | None, retry_after: float | None, body: bytes) -> None:
+        """Raise for every answer but 200: a redirect (never followed), rejected credentials, a rate
+        limit, a server error, anything else."""
+        if 300 <= status < 400 and location:
+            target = redirect_target(location, self._token_url)
+            message = (
+                f"token request to {self._host} answered {status} redirect to {target.host} "
+                f"({target.relation}): not followed, the client secret is only sent to {self._host}"
+            )
+            if target.same_origin:
+                raise TransientError(message, reason="redirect")
+            raise ShopUnavailableError(
+                message,
+                status=status,
+                reason=f"token endpoint redirects to {target.host} ({target.relation}); check api_url",
+            )
+        if status in (400, 401):
+            raise ShopUnavailableError(
+                f"client credentials rejected by {self._host} (HTTP {status}{_oauth_error(body)})",
+                status=401,
+                reason=f"client credentials rejected (HTTP {status}{_oauth_error(body)})",
+            )
+        if status == 429:
+            raise TransientError(
+                f"token request to {self._host} rate limited (HTTP 429)",
+                reason="http_429",
+                retry_after=retry_after,
+            )
+        if status >= 500:
+            raise TransientError(
+                f"token endpoint {self._host} answered HTTP {status}", reason=f"http_{status}"
+            )
+        if status != 200:
+            raise ShopUnavailableError(
+                f"token endpoint {self._host} answered HTTP {status}",
+                status=status,
+                reason=f"token endpoint answered HTTP {status}",
+            )
+
+    def _token_answer(self, body: bytes) -> tuple[str, float | None, dict[str, Any]]:
+        """The token, its lifetime in seconds (None: not said) and the whole answer of a 200."""
+        try:
+            answer = orjson.loads(body)
+            token = answer["access_token"]
+            if not isinstance(token, str) or not token:
+                raise TypeError("access_token is not a non-empty string")
+            expires_in = answer.get("expires_in")
+            expires_in = None if expires_in is None else float(expires_in)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TransientError(
+                f"token endpoint {self._host} sent an unusable answer ({type(exc).__name__})",
+                reason="bad_body",
+            ) from None  # the body may hold a token: do not chain it into tracebacks
+        return token, expires_in, answer
 
     def _forget_expired(self, now: float) -> None:
         """Stop redacting tokens that have expired (worthless to anyone reading a log)."""
@@ -250,27 +288,13 @@ def _oauth_error(body: bytes) -> str:
     return ""
 
 
-def _seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def token_provider_for(shop: Any, session: aiohttp.ClientSession) -> TokenProvider:
-    """The provider a shop's configuration asks for (duck-typed on ``ShopConfig``: ``access_token``,
-    ``client_id``, ``client_secret`` are ``Secret | None`` with ``.reveal()``; ``token_url``).
+def token_provider_for(shop: ShopConfig, session: aiohttp.ClientSession) -> TokenProvider:
+    """The provider a shop's configuration asks for: a static ``access_token``, else client
+    credentials (``client_id``, ``client_secret``) exchanged at ``token_url``.
 
     A static token wins when both are configured."""
-    if getattr(shop, "access_token", None) is not None:
+    if shop.access_token is not None:
         return StaticToken(shop.access_token.reveal())
-    client_id = getattr(shop, "client_id", None)
-    client_secret = getattr(shop, "client_secret", None)
-    if client_id is None or client_secret is None:
-        raise ConfigError(
-            f"shop {getattr(shop, 'name', '?')}: neither an access token nor client credentials"
-        )
-    return ClientCredentialsToken(session, shop.token_url, client_id.reveal(), client_secret.reveal())
+    if shop.client_id is None or shop.client_secret is None:
+        raise ConfigError(f"shop {shop.name}: neither an access token nor client credentials")
+    return ClientCredentialsToken(session, shop.token_url, shop.client_id.reveal(), shop.client_secret.reveal())

@@ -4,7 +4,7 @@ Every request for a shop — paginated pages, bulk starts and polls, counts — 
 requested cost here before it is sent, so that the shop's bucket is spent as fully as Shopify
 allows without being throttled (shopify-api-facts §1–§2, design checklist §6.1).
 
-The model is :class:`shopsync.bucket.LeakyBucket`. It starts conservative (1000 points, 50/s)
+The model is :class:`shopsync.shopify.bucket.LeakyBucket`. It starts conservative (1000 points, 50/s)
 and is corrected by every answer:
 
 * **Refunds.** The bucket must hold the *requested* cost before a query runs; afterwards Shopify
@@ -52,7 +52,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shopsync.bucket import LeakyBucket
+from shopsync.shopify.answers import throttle_figures
+from shopsync.shopify.bucket import LeakyBucket
 
 log = logging.getLogger(__name__)
 
@@ -103,28 +104,6 @@ class _Waiter:
     ticket: int
     points: float = field(compare=False)
     wake: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
-
-
-def throttle_figures(throttle_status: Mapping[str, Any] | None) -> tuple[float, float, float] | None:
-    """``(maximumAvailable, currentlyAvailable, restoreRate)`` as floats, or ``None``.
-
-    Parses defensively: some accounts get no ``throttleStatus`` at all (facts §1), and a figure that
-    is missing, not a number or non-positive where it must be positive makes the whole status
-    unusable rather than corrupting the model.
-    """
-    if not isinstance(throttle_status, Mapping):
-        return None
-    try:
-        maximum = float(throttle_status["maximumAvailable"])
-        current = float(throttle_status["currentlyAvailable"])
-        rate = float(throttle_status["restoreRate"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not (
-        maximum > 0 and rate > 0 and math.isfinite(maximum) and math.isfinite(rate) and math.isfinite(current)
-    ):
-        return None
-    return maximum, current, rate
 
 
 class CostBudget:
@@ -258,8 +237,10 @@ class CostBudget:
         if self._in_flight.pop(reservation.seq, None) is None:
             return
         now = self._clock()
-        charged_req = reservation.points if requested is None else float(requested)
-        spent = charged_req if actual is None else float(actual)
+        # A figure that is negative or not finite is nonsense from the server: assume the estimate.
+        requested, actual = _usable_cost(requested), _usable_cost(actual)
+        charged_req = reservation.points if requested is None else requested
+        spent = charged_req if actual is None else actual
         # Correct the estimate by the server's requested cost, then refund requested − actual:
         # net, the model gives back estimate − actual.
         delta = reservation.points - spent
@@ -288,7 +269,8 @@ class CostBudget:
         if self._in_flight.pop(reservation.seq, None) is None:
             return 0.0
         now = self._clock()
-        need = reservation.points if requested is None else float(requested)
+        requested = _usable_cost(requested)
+        need = reservation.points if requested is None else requested
         self._bucket.give_back(reservation.points, now)
         self._throttled += 1
         figures = throttle_figures(throttle_status)
@@ -300,7 +282,10 @@ class CostBudget:
             self._bucket.refill(now)
             self._bucket.available = min(self._bucket.available, 0.0)
             available = 0.0
-        wait = max(0.0, need - available) / self._bucket.rate
+        # Never wait for more than a full bucket: a request larger than the bucket cannot be
+        # helped by waiting (the client gives up on it), and a nonsense requested cost must not
+        # hold every request of the shop for ever. The rate is the model's: always positive.
+        wait = max(0.0, min(need, self._bucket.capacity) - available) / self._bucket.rate
         self._hold_until = max(self._hold_until, now + wait)
         log.debug("throttled: %.0f points requested, %.0f available, holding %.2fs", need, available, wait)
         self._wake_head()
@@ -405,3 +390,11 @@ class CostBudget:
             f"available={self._bucket.level(self._clock()):.1f}, in_flight={len(self._in_flight)}, "
             f"waiting={len(self._waiters)})"
         )
+
+
+def _usable_cost(value: float | None) -> float | None:
+    """A server cost figure if it is a finite, non-negative number, else ``None``."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None

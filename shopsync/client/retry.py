@@ -6,8 +6,9 @@ number, so the whole policy is testable without a network or a clock:
 ==========================  ===============  ================================================
 error                        action           delay
 ==========================  ===============  ================================================
-TransientError               ``retry``        ``retry_after`` (429) or full-jitter backoff;
-                                              ``fail`` once ``max_attempts`` is used up
+TransientError               ``retry``        ``retry_after`` (429, capped at ``cap``) or
+                                              full-jitter backoff; ``fail`` once
+                                              ``max_attempts`` is used up
 ThrottledError               ``wait_budget``  ``(requested − available) / restore_rate``, or 1 s
 QueryTooCostlyError          ``shrink``       none: resend smaller, never as is
 ShopUnavailableError         ``park``         none: the daemon's park backoff applies
@@ -17,9 +18,11 @@ anything else                ``fail``         none
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import timedelta
+from typing import Literal, Protocol
 
 from shopsync.errors import (
     QueryTooCostlyError,
@@ -45,6 +48,19 @@ class RetryDecision:
     reason: str
 
 
+class BackoffSettings(Protocol):
+    """The retry figures of the settings (:class:`shopsync.settings.SyncConfig` has them)."""
+
+    @property
+    def max_attempts(self) -> int: ...
+
+    @property
+    def backoff_base(self) -> timedelta: ...
+
+    @property
+    def backoff_cap(self) -> timedelta: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     """Exponential backoff with full jitter: attempt *n* waits ``uniform(0, min(cap, base·2ⁿ⁻¹))``.
@@ -65,13 +81,13 @@ class RetryPolicy:
             raise ValueError("backoff needs 0 < base <= cap")
 
     @classmethod
-    def from_settings(cls, sync, rng: random.Random | None = None) -> RetryPolicy:
-        """From :class:`shopsync.config.SyncConfig` (``max_attempts``, ``backoff_base``, ``backoff_cap``)."""
+    def from_settings(cls, sync: BackoffSettings, rng: random.Random | None = None) -> RetryPolicy:
+        """From :class:`shopsync.settings.SyncConfig` (``max_attempts``, ``backoff_base``, ``backoff_cap``)."""
         return cls(
             max_attempts=sync.max_attempts,
             base=sync.backoff_base.total_seconds(),
             cap=sync.backoff_cap.total_seconds(),
-            rng=rng or random.Random(),
+            rng=rng or random.Random(),  # noqa: S311 -- backoff jitter, not a secret
         )
 
     def backoff(self, attempt: int) -> float:
@@ -84,8 +100,12 @@ class RetryPolicy:
         if isinstance(error, TransientError):
             if attempt >= self.max_attempts:
                 return RetryDecision("fail", None, f"{error.reason}: gave up after {attempt} attempts")
-            if error.retry_after is not None:
-                return RetryDecision("retry", max(0.0, error.retry_after), f"{error.reason}: server asked to retry after {error.retry_after:g}s")
+            if error.retry_after is not None and math.isfinite(error.retry_after) and error.retry_after >= 0:
+                # Honoured, but never longer than the backoff cap: a hostile or broken answer
+                # asking for a day must not stall the shop for a day (the attempts still count).
+                delay = min(error.retry_after, self.cap)
+                capped = f", capped at {self.cap:g}s" if delay < error.retry_after else ""
+                return RetryDecision("retry", delay, f"{error.reason}: server asked to retry after {error.retry_after:g}s{capped}")
             return RetryDecision("retry", self.backoff(attempt), f"{error.reason}: attempt {attempt}/{self.max_attempts}")
         if isinstance(error, ThrottledError):
             return RetryDecision("wait_budget", throttle_wait(error), "throttled")

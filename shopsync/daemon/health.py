@@ -3,12 +3,19 @@
 The scheduler runs a heartbeat job every few seconds (and each stream job beats too). A gap
 between two heartbeats longer than ``stall_after`` means the loop or the scheduler stalled — a
 blocking call, a CPU-bound bug, a suspended process. :class:`Heartbeats` is the pure bookkeeping
-(monotonic "now" passed in); the daemon adds its run state and the systemd watchdog's verdict.
+(monotonic "now" passed in); :class:`Liveness` is the daemon's heartbeat, which also tells the
+systemd watchdog and gives ``/healthz`` its verdict with the daemon's run state.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
+
+from shopsync.daemon.sdnotify import Watchdog
+
+log = logging.getLogger(__name__)
 
 
 class Heartbeats:
@@ -47,4 +54,42 @@ class Heartbeats:
             "since_heartbeat_seconds": round(since, 3),
             "stall_after_seconds": self.stall_after,
             "stalled_recently": recent_stall,
+        }
+
+
+class Liveness:
+    """The daemon's heartbeat (the scheduler's heartbeat job and every stream job beat it).
+
+    A stall is logged; the systemd watchdog, once :meth:`attach`-ed, is told of every beat.
+    """
+
+    def __init__(self, stall_after: float, monotonic: Callable[[], float]) -> None:
+        self.stall_after = stall_after
+        self._monotonic = monotonic
+        self._heartbeats = Heartbeats(stall_after, monotonic())
+        self.watchdog: Watchdog | None = None
+
+    def attach(self, watchdog: Watchdog) -> None:
+        """The daemon has just started: count from now, and beat ``watchdog`` from here on."""
+        self.watchdog = watchdog
+        watchdog.heartbeat()
+        self._heartbeats.reset(self._monotonic())
+
+    def beat(self) -> None:
+        stall = self._heartbeats.beat(self._monotonic())
+        if stall is not None:
+            log.warning("the daemon's event loop or scheduler stalled for %.1fs (limit %.1fs)", stall, self.stall_after)
+        if self.watchdog is not None:
+            self.watchdog.heartbeat()
+
+    def check(self, *, running: bool, state: str) -> tuple[bool, dict[str, Any]]:
+        """Healthy while ``running``, heartbeats are fresh and no stall was seen within the last
+        ``stall_after`` (:meth:`Heartbeats.check`), and the watchdog agrees; with the details."""
+        fresh, detail = self._heartbeats.check(self._monotonic())
+        watchdog_ok = self.watchdog.healthy() if self.watchdog is not None else True
+        ok = running and fresh and watchdog_ok
+        return ok, {
+            "state": state,
+            **detail,
+            "loop_lag_seconds": round(self.watchdog.loop_lag, 3) if self.watchdog is not None else None,
         }

@@ -14,6 +14,7 @@ stream's job returns at once), records it in the stream's state row (``parked_un
 ``parked_reason``: ``shopsync status``, and the next process after a restart) and moves the
 stream's next run to the end of the parking.
 
+:class:`Park` is one parking and :func:`persisted_park` reads it back from a state row;
 :class:`Parking` is the pure bookkeeping ("now" is passed in); :func:`persist_park` and
 :func:`clear_persisted_park` are the small I/O part that writes it to the state store.
 """
@@ -26,19 +27,49 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shopsync.daemon.status import Park, epoch_of, persisted_park
 from shopsync.errors import ShopsyncError, ShopUnavailableError, TransientError
-from shopsync.state.base import StateStore
+from shopsync.settings import StreamKey
 from shopsync.state.models import StreamState
-from shopsync.timeutil import format_ts, from_epoch
+from shopsync.state.store import StateStore
+from shopsync.timeutil import epoch_to_ts, parse_ts
 
 log = logging.getLogger(__name__)
-
-StreamKey = tuple[str, str]
 
 #: Consecutive runs of one stream failing on transient errors (each after the client's own
 #: retries) before the whole shop is parked. Once parked, one more such failure re-parks it.
 TRANSIENT_RUNS_TO_PARK = 3
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Park:
+    """A stream or shop held back until ``until`` (epoch seconds; None: until someone acts)."""
+
+    reason: str
+    until: float | None
+
+
+def epoch_of(ts: str | None) -> float | None:
+    """Epoch seconds of a stored timestamp, or None when it is missing or unreadable."""
+    if not ts:
+        return None
+    try:
+        return parse_ts(ts).timestamp()
+    except ValueError:
+        return None
+
+
+def persisted_park(state: StreamState | None, now: float) -> Park | None:
+    """The parking a state row records, if still in force at ``now``."""
+    if state is None or state.parked_reason is None:
+        return None
+    until = epoch_of(state.parked_until)
+    if until is None and state.parked_until:
+        # An unreadable end would park the stream for ever; a failing stream parks itself again.
+        return None
+    if until is not None and until <= now:
+        return None
+    return Park(reason=state.parked_reason, until=until)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Parked:
@@ -111,7 +142,7 @@ class Parking:
     def park_stream(self, key: StreamKey, reason: str, now: float) -> tuple[Park, bool]:
         return self._park(self.streams, key, reason, now)
 
-    def _park(self, table: dict, k: Any, reason: str, now: float) -> tuple[Park, bool]:
+    def _park(self, table: dict[Any, Park], k: str | StreamKey, reason: str, now: float) -> tuple[Park, bool]:
         current = table.get(k)
         if current is not None and (current.until is None or current.until > now):
             return current, False
@@ -171,9 +202,11 @@ class Parking:
         return shop in self._last
 
     def succeeded(self, key: StreamKey) -> None:
-        for table, k in ((self.streams, key), (self.shops, key[0])):
-            table.pop(k, None)
-            self._last.pop(k, None)
+        """A run of ``key`` succeeded: its parking and its shop's end, with their back-off."""
+        self.streams.pop(key, None)
+        self.shops.pop(key[0], None)
+        self._last.pop(key, None)
+        self._last.pop(key[0], None)
         self._transient.pop(key, None)
 
     def forget_shop(self, shop: str) -> None:
@@ -201,7 +234,7 @@ async def persist_park(store: StateStore, key: StreamKey, park: Park, now: float
 
     A failing write is logged, not raised: the parking holds in memory either way.
     """
-    until = format_ts(from_epoch(park.until)) if park.until is not None else None
+    until = epoch_to_ts(park.until) if park.until is not None else None
     try:
         state = await store.get_stream(*key) or StreamState(shop=key[0], resource=key[1])
         if state.parked_until == until and state.parked_reason == park.reason:

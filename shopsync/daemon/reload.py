@@ -1,4 +1,4 @@
-"""What a configuration reload (SIGHUP) changes, decided before anything is applied (pure).
+"""What a configuration reload (SIGHUP) changes, decided before anything is applied.
 
 Most of the configuration applies to the next run: shops and resources, schedules, credentials,
 ``[sync]`` settings, parking back-off, logging. What the daemon opened once at start cannot move
@@ -7,16 +7,23 @@ listening address. A file changing any of those is rejected whole, so the runnin
 stays — the operator restarts to apply it. The connection pool keeps its size until a restart
 too, but that alone is only worth a warning.
 
-:func:`plan_reload` is the decision; :meth:`shopsync.daemon.app.Daemon.reload` applies it (the
-scheduler's jobs follow :func:`shopsync.daemon.scheduler.diff_specs`).
+:func:`plan_reload` is the decision (pure); :func:`read_reload` reads the file and decides, and
+:meth:`shopsync.daemon.app.Daemon.reload` applies it (the scheduler's jobs follow
+:func:`shopsync.daemon.scheduler.diff_specs`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from shopsync.config import Settings
 from shopsync.errors import ConfigError
+from shopsync.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,6 +46,10 @@ def _needs_restart(old: Settings, new: Settings) -> list[str]:
         ("sink.url", old.sink_url, new.sink_url),
         ("work_dir", old.work_dir, new.work_dir),
         ("daemon.listen", old.daemon.listen, new.daemon.listen),
+        # The daemon's identity and lease timing among the daemons sharing the database.
+        ("daemon.id", old.daemon.id, new.daemon.id),
+        ("daemon.lease", old.daemon.lease, new.daemon.lease),
+        ("daemon.lease_renew", old.daemon.lease_renew, new.daemon.lease_renew),
     )
     return [key for key, before, after in checks if before != after]
 
@@ -62,3 +73,21 @@ def plan_reload(old: Settings, new: Settings) -> ReloadPlan:
         != (old.daemon.log_format, old.daemon.log_level),
         pool_kept=old.sync.max_connections if old.sync.max_connections != new.sync.max_connections else None,
     )
+
+
+async def read_reload(
+    path: Path, env: Mapping[str, str] | None, current: Settings
+) -> tuple[Settings, ReloadPlan] | None:
+    """The configuration at ``path`` and what applying it over ``current`` does; None when it is
+    rejected (logged with its message: the running configuration stays)."""
+    try:
+        new = await asyncio.to_thread(load_settings, path, env=env)
+        plan = plan_reload(current, new)
+    except Exception as exc:  # ConfigError, or anything unexpected: never take the daemon down
+        if not isinstance(exc, ConfigError):
+            log.exception("unexpected error while reloading the configuration")
+        log.error("configuration reload rejected, the running configuration stays: %s", exc)
+        return None
+    if plan.pool_kept is not None:
+        log.warning("sync.max_connections changed: the connection pool keeps %d until a restart", plan.pool_kept)
+    return new, plan

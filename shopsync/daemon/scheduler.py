@@ -1,10 +1,14 @@
 """When each stream runs: one APScheduler 3 job per (shop, resource), plus the daemon's own ticks.
 
-* A shop's schedule is its ``every``/``cron`` if set, else ``[daemon] every``/``cron``; ``jitter``
-  spreads runs so hundreds of shops do not fire in the same second.
+* A shop's schedule is its ``every``/``cron`` if set, else ``[daemon] every``/``cron``; a resource
+  whose file sets ``every`` (one read whole, such as gift cards) runs on that interval instead, or
+  on the shop's ``resource_every`` for it;
+  ``jitter`` spreads runs so hundreds of shops do not fire in the same second.
 * Jobs run with ``max_instances=1`` and ``coalesce=True`` and no misfire grace limit: a sync that
-  is still running when its next run comes due is not started twice, and runs missed while the
-  process was busy or suspended collapse into one run as soon as possible, never a queue of them.
+  is still running when its next run comes due is not started twice — the run that came due starts
+  right when it ends (``on_skip``), so a stream whose run overran its interval (a large window
+  during a burst) does not wait a whole interval more — and runs missed while the process was
+  busy or suspended collapse into one run as soon as possible, never a queue of them.
 * At start (and when a stream is added) every stream runs once, spread over the jitter, then on its
   schedule — a daemon that was down catches up at once instead of waiting for the next cron minute.
 
@@ -93,7 +97,12 @@ def schedule_specs(settings: Any) -> dict[str, ScheduleSpec]:
             every = (daemon.every or timedelta(minutes=5)).total_seconds()
             cron = None
         for resource in shop.resources:
-            spec = ScheduleSpec(shop=shop.name, resource=resource, every=every, cron=cron, jitter=jitter)
+            # A resource on a schedule of its own: the shop's resource_every, else its file's every.
+            own = dict(shop.resource_every).get(resource) or getattr(settings.resources.get(resource), "every", None)
+            if own is not None:
+                spec = ScheduleSpec(shop=shop.name, resource=resource, every=own.total_seconds(), jitter=jitter)
+            else:
+                spec = ScheduleSpec(shop=shop.name, resource=resource, every=every, cron=cron, jitter=jitter)
             specs[spec.job_id] = spec
     return specs
 
@@ -190,13 +199,16 @@ class StreamScheduler:
         refresh: Callable[[], Awaitable[None]] | None = None,
         refresh_every: float = 5.0,
         rng: random.Random | None = None,
+        on_skip: Callable[[str, str], None] | None = None,
     ) -> None:
         self._run_stream = run_stream
+        #: Told (shop, resource) when a stream's run came due while its previous run was going.
+        self._on_skip = on_skip
         self._heartbeat = heartbeat
         self._heartbeat_every = heartbeat_every
         self._refresh = refresh
         self._refresh_every = refresh_every
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 -- schedule jitter, not a secret
         self._specs: dict[str, ScheduleSpec] = {}
         self._aps = AsyncIOScheduler(
             timezone=UTC,
@@ -293,6 +305,9 @@ class StreamScheduler:
     def _on_skipped(self, event: JobSubmissionEvent) -> None:
         self.skipped += 1
         log.debug("scheduled run of %s skipped: the previous run is still going", event.job_id)
+        spec = self._specs.get(event.job_id)
+        if spec is not None and self._on_skip is not None:
+            self._on_skip(spec.shop, spec.resource)
 
 
 class _DropSkippedRunWarnings(logging.Filter):

@@ -14,18 +14,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
-from shopsync.daemon.metrics import StateSnapshot, StreamSnapshot
-from shopsync.daemon.status import LiveView, Park, build_status, epoch_of
+from shopsync.daemon.parking import Park, epoch_of
+from shopsync.daemon.status import LiveView, build_status
 from shopsync.errors import ShopsyncError
-from shopsync.state.base import StateStore
+from shopsync.observability.events import EngineObserver, RequestObserver
+from shopsync.observability.metrics import StateSnapshot, StreamSnapshot
+from shopsync.settings import StreamKey
 from shopsync.state.models import BulkOperationRecord, StreamState
-from shopsync.timeutil import format_ts, from_epoch
+from shopsync.state.store import StateStore
+from shopsync.timeutil import epoch_to_ts
 
 log = logging.getLogger(__name__)
 
-StreamKey = tuple[str, str]
 #: Configured shops as (name, resources), in configuration order.
 Shops = Iterable[tuple[str, Sequence[str]]]
 
@@ -103,7 +105,7 @@ class StreamView:
             replace(
                 state,
                 watermark=watermark or state.watermark,
-                last_success_at=format_ts(from_epoch(now)),
+                last_success_at=epoch_to_ts(now),
                 last_error=None,
             )
         )
@@ -152,15 +154,24 @@ class StreamView:
         )
 
 
+class DaemonObserver(RequestObserver, EngineObserver, Protocol):
+    """Both the client's and the engine's events (the daemon's metrics observer implements them)."""
+
+
 class ViewObserver:
     """The engine's observer in the daemon: forwards every event to the metrics' observer and keeps
-    the :class:`StreamView` current (bulk progress, checkpoints) between refreshes."""
+    the :class:`StreamView` current (bulk progress, checkpoints) between refreshes.
 
-    def __init__(self, metrics_observer: Any, view: StreamView, clock: Callable[[], float]) -> None:
+    Implements :class:`~shopsync.observability.events.EngineObserver` and, forwarding only,
+    :class:`~shopsync.observability.events.RequestObserver`: every method of both, nothing else.
+    """
+
+    def __init__(self, metrics_observer: DaemonObserver, view: StreamView, clock: Callable[[], float]) -> None:
         self._m = metrics_observer
         self._view = view
         self._clock = clock
 
+    # -- EngineObserver --------------------------------------------------------------------------
     def on_records(self, shop: str, resource: str, path: str, count: int) -> None:
         self._m.on_records(shop, resource, path, count)
 
@@ -175,10 +186,30 @@ class ViewObserver:
     def on_guard_mismatch(self, shop: str, resource: str, kind: str) -> None:
         self._m.on_guard_mismatch(shop, resource, kind)
 
+    def on_path_decision(self, shop: str, resource: str, path: str, reason: str) -> None:
+        self._m.on_path_decision(shop, resource, path, reason)
+
     def on_checkpoint(self, shop: str, resource: str, watermark: str | None) -> None:
         self._m.on_checkpoint(shop, resource, watermark)
         self._view.note_checkpoint((shop, resource), watermark, self._clock())
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        # Hooks the engine may add later: the metrics adapter's if it has one, else a no-op.
-        return getattr(self._m, name, lambda *args, **kwargs: None)
+    # -- RequestObserver: not the view's business, forwarded ------------------------------------
+    def on_request(
+        self, shop: str, outcome: str, duration: float, requested: float | None, actual: float | None
+    ) -> None:
+        self._m.on_request(shop, outcome, duration, requested, actual)
+
+    def on_retry(self, shop: str, reason: str) -> None:
+        self._m.on_retry(shop, reason)
+
+    def on_throttled(self, shop: str) -> None:
+        self._m.on_throttled(shop)
+
+    def on_version_mismatch(self, shop: str, served: str) -> None:
+        self._m.on_version_mismatch(shop, served)
+
+    def on_deprecated(self, shop: str, operation: str) -> None:
+        self._m.on_deprecated(shop, operation)
+
+    def on_throttle_status(self, shop: str, available: float, maximum: float, restore_rate: float) -> None:
+        self._m.on_throttle_status(shop, available, maximum, restore_rate)

@@ -9,32 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
+import aiohttp
+
+from shopsync.client import CostBudget, GraphQLResponse, ShopClient
+from shopsync.engine.planner import Decision, ExportModel, PageModel
+from shopsync.engine.slots import BulkSlots
+from shopsync.observability.events import EngineObserver, NullObserver
 from shopsync.queries import Resource
+from shopsync.settings import SyncConfig
+from shopsync.state import StateStore
 
 #: Bulk result files downloaded and reassembled at once in one process, whatever the number of
 #: shops: each costs a download buffer, a spill database, a worker thread and a batch in flight.
 #: The 200-shop benchmark's backfill peaked near 4 GB before this cap.
 MAX_CONCURRENT_INGEST = 4
-
-
-class EngineObserver(Protocol):
-    """Hooks the daemon's metrics and the CLI's progress display implement (all optional)."""
-
-    def on_records(self, shop: str, resource: str, path: str, count: int) -> None: ...
-    def on_bulk_status(self, shop: str, resource: str, status: str, object_count: int) -> None: ...
-    def on_bulk_finished(self, shop: str, resource: str, status: str, duration: float, objects: int) -> None: ...
-    def on_guard_mismatch(self, shop: str, resource: str, kind: str) -> None: ...
-    def on_checkpoint(self, shop: str, resource: str, watermark: str | None) -> None: ...
-
-
-class NullObserver:
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
 
 
 @dataclass
@@ -61,30 +54,58 @@ class ShopRuntime:
     """Per-shop shared machinery: built once per shop and reused by all its streams."""
 
     name: str
-    client: Any  # shopsync.client.graphql.ShopClient
-    budget: Any  # shopsync.client.budget.CostBudget
-    bulk_slots: asyncio.Semaphore
+    client: ShopClient
+    budget: CostBudget
+    bulk_slots: BulkSlots
     child_stats: dict[tuple[str, tuple[str, ...]], ChildStats] = field(default_factory=dict)
+    #: What the path planner has measured (shopsync.engine.planner): the shop's exports, each
+    #: resource's pages, the streams reading pages right now, each resource's last decision.
+    exports: ExportModel = field(default_factory=ExportModel)
+    pages: dict[str, PageModel] = field(default_factory=dict)
+    paginating: Counter[str] = field(default_factory=Counter)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    decisions_stored: dict[str, float] = field(default_factory=dict)  # when each was last written
+    #: Each resource's (points per record by its page query's requested cost, page size).
+    prior_points: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def stats_for(self, resource: str, path: tuple[str, ...]) -> ChildStats:
         return self.child_stats.setdefault((resource, path), ChildStats())
 
+    def page_model(self, resource: str) -> PageModel:
+        return self.pages.setdefault(resource, PageModel())
+
+
+@dataclass
+class Meter:
+    """Points and HTTP seconds one stream's requests cost, added up as answers arrive."""
+
+    points: float = 0.0
+    seconds: float = 0.0
+
+    def add(self, response: GraphQLResponse) -> None:
+        cost = response.actual_cost if response.actual_cost is not None else response.requested_cost
+        self.points += cost or 0.0
+        self.seconds += response.duration
+
 
 @dataclass
 class StreamContext:
+    """One stream's run: its shop's runtime, its resource, and what the engine hands every stream."""
+
     shop: ShopRuntime
     resource: Resource
-    state_store: Any  # shopsync.state.base.StateStore
-    settings: Any  # shopsync.config.SyncSettings
-    session: Any  # aiohttp.ClientSession (for result downloads)
+    state_store: StateStore
+    settings: SyncConfig
+    session: aiohttp.ClientSession  # for bulk result downloads
     work_dir: Path  # where bulk result files and spill databases live
     #: Shared by every stream of the process: how many bulk result files are downloaded and
     #: reassembled at once. Local disk, CPU and memory are the limit there, not Shopify.
     ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_INGEST))
     observer: EngineObserver = field(default_factory=NullObserver)
     priority: int = 0
+    meter: Meter = field(default_factory=Meter)
     clock: Callable[[], float] = time.time
-    sleep: Callable[[float], Any] = asyncio.sleep
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
 
     @property
     def label(self) -> str:

@@ -5,10 +5,12 @@ One stream's run:
 1. Load its state. A window left in flight by an earlier process (and any bulk operation it
    started) is resumed where it stopped; otherwise the next window is ``[watermark − overlap,
    now − safety margin]`` (shopsync.engine.windows).
-2. Pick the path: bulk for a backfill or a window Shopify counts above ``bulk_threshold``,
-   paginated otherwise (``[sync] path`` can force one).
+2. Pick the path: bulk for a backfill; otherwise the one estimated sooner done from the shop's
+   measured costs and the window's count (path_choice.py, planner.py; ``bulk_threshold`` and
+   ``[sync] path`` override it).
 3. Read the window, committing records and cursor together page by page (paginated.py) or file
-   batch by batch (bulk.py).
+   batch by batch (bulk.py); a large bulk window in slices exported at once (slices.py). A paged
+   window whose rest would be sooner exported hands it to the bulk path between pages.
 4. Guards: the records read are compared with Shopify's count for the same filter (paginated) or
    the operation's ``rootObjectCount`` (bulk); a shortfall is logged, counted and the window read
    again — never accepted.
@@ -23,29 +25,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from shopsync.client.auth import ClientCredentialsToken, StaticToken
-from shopsync.client.budget import CostBudget
-from shopsync.client.graphql import ShopClient, make_session
+import aiohttp
+
+from shopsync.client import CostBudget, ShopClient, make_session, token_provider_for
 from shopsync.client.retry import RetryPolicy
-from shopsync.engine import bulk, paginated
-from shopsync.engine.context import (
-    MAX_CONCURRENT_INGEST,
-    EngineObserver,
-    NullObserver,
-    ShopRuntime,
-    StreamContext,
-)
-from shopsync.engine.windows import Window, choose_path, next_window
+from shopsync.engine import paginated, path_choice, planner, slices
+from shopsync.engine.context import MAX_CONCURRENT_INGEST, ShopRuntime, StreamContext
+from shopsync.engine.slots import BulkSlots
+from shopsync.engine.windows import Window, floor_second, next_window
 from shopsync.errors import IntegrityError, ShopsyncError, ShopUnavailableError
+from shopsync.observability.events import EngineObserver, NullObserver, RequestObserver
 from shopsync.queries import Resource, builder
-from shopsync.state.models import Deletion, StreamState
-from shopsync.timeutil import format_ts, from_epoch, parse_ts
+from shopsync.settings import Secret, Settings, ShopConfig
+from shopsync.shopify.shape import PageShape, check_page, page_nodes
+from shopsync.state import Deletion, StateStore, StreamState
+from shopsync.timeutil import epoch_to_ts, format_ts, from_epoch, parse_optional_ts, parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class SyncReport:
 
 
 class _CountingObserver:
-    """Tallies records per stream for the report, then forwards to the caller's observer."""
+    """Tallies records per stream for the report, then forwards every event to the caller's observer."""
 
     def __init__(self, inner: EngineObserver) -> None:
         self.inner = inner
@@ -111,8 +112,20 @@ class _CountingObserver:
         self.records[(shop, resource)] = self.records.get((shop, resource), 0) + count
         self.inner.on_records(shop, resource, path, count)
 
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
+    def on_bulk_status(self, shop: str, resource: str, status: str, object_count: int) -> None:
+        self.inner.on_bulk_status(shop, resource, status, object_count)
+
+    def on_bulk_finished(self, shop: str, resource: str, status: str, duration: float, objects: int) -> None:
+        self.inner.on_bulk_finished(shop, resource, status, duration, objects)
+
+    def on_guard_mismatch(self, shop: str, resource: str, kind: str) -> None:
+        self.inner.on_guard_mismatch(shop, resource, kind)
+
+    def on_path_decision(self, shop: str, resource: str, path: str, reason: str) -> None:
+        self.inner.on_path_decision(shop, resource, path, reason)
+
+    def on_checkpoint(self, shop: str, resource: str, watermark: str | None) -> None:
+        self.inner.on_checkpoint(shop, resource, watermark)
 
 
 class SyncEngine:
@@ -124,15 +137,15 @@ class SyncEngine:
 
     def __init__(
         self,
-        settings: Any,
-        state_store: Any,
+        settings: Settings,
+        state_store: StateStore,
         *,
         work_dir: Path,
         observer: EngineObserver | None = None,
-        request_observer: Any = None,
-        session: Any = None,
-        clock=time.time,
-        sleep=asyncio.sleep,
+        request_observer: RequestObserver | None = None,
+        session: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.state_store = state_store
@@ -144,7 +157,7 @@ class SyncEngine:
         self.clock = clock
         self.sleep = sleep
         self._runtimes: dict[str, ShopRuntime] = {}
-        self._shop_configs: dict[str, Any] = {}
+        self._shop_configs: dict[str, _Connection] = {}
         self._ingest_slots = asyncio.Semaphore(MAX_CONCURRENT_INGEST)
 
     async def __aenter__(self) -> SyncEngine:
@@ -158,8 +171,14 @@ class SyncEngine:
             await self._session.close()
             self._session = None
 
+    def _http(self) -> aiohttp.ClientSession:
+        """The HTTP session (the engine must be entered: ``async with SyncEngine(...)``)."""
+        if self._session is None:
+            raise RuntimeError("SyncEngine used outside 'async with'")
+        return self._session
+
     # -- per-shop runtime -----------------------------------------------------------------------
-    def runtime(self, shop: Any) -> ShopRuntime:
+    def runtime(self, shop: ShopConfig) -> ShopRuntime:
         """The shop's client and budget, created on first use and kept while the way to reach the
         shop is the same. Schedule, resources or position in the file may change (a reload) without
         a new budget: one Shopify bucket must be modelled by one budget, even with runs in flight."""
@@ -168,31 +187,22 @@ class SyncEngine:
             return existing
         sync = self.settings.sync
         budget = CostBudget()
-        if shop.access_token is not None:
-            tokens = StaticToken(shop.access_token.reveal())
-        else:
-            tokens = ClientCredentialsToken(
-                self._session, shop.token_url, shop.client_id.reveal(), shop.client_secret.reveal()
-            )
+        session = self._http()
         client = ShopClient(
             shop=shop.name,
             api_url=shop.api_url,
             api_version=self.settings.api_version,
-            session=self._session,
+            session=session,
             budget=budget,
-            tokens=tokens,
-            retry=RetryPolicy(
-                max_attempts=sync.max_attempts,
-                base=sync.backoff_base.total_seconds(),
-                cap=sync.backoff_cap.total_seconds(),
-            ),
+            # A static token when the shop has one, else client credentials (Settings has one of them).
+            tokens=token_provider_for(shop, session),
+            retry=RetryPolicy.from_settings(sync),
             observer=self.request_observer,
             request_timeout=sync.request_timeout.total_seconds(),
+            max_response_bytes=sync.max_response_bytes,
             sleep=self.sleep,
         )
-        runtime = ShopRuntime(
-            name=shop.name, client=client, budget=budget, bulk_slots=asyncio.Semaphore(sync.max_concurrent_bulk)
-        )
+        runtime = ShopRuntime(name=shop.name, client=client, budget=budget, bulk_slots=BulkSlots(sync.max_concurrent_bulk))
         self._runtimes[shop.name] = runtime
         self._shop_configs[shop.name] = _connection(shop)
         return runtime
@@ -220,7 +230,7 @@ class SyncEngine:
         )
 
     # -- running --------------------------------------------------------------------------------
-    async def run_once(self, shops: Iterable[Any] | None = None) -> SyncReport:
+    async def run_once(self, shops: Iterable[ShopConfig] | None = None) -> SyncReport:
         """Sync every resource of every shop up to now, concurrently; never raises for a stream."""
         shops = list(shops if shops is not None else self.settings.shops)
         results = await asyncio.gather(*(self._sync_shop(shop) for shop in shops))
@@ -232,11 +242,11 @@ class SyncEngine:
                 report.shops.append(shop_report)
         return report
 
-    async def _sync_shop(self, shop: Any) -> list[StreamResult]:
+    async def _sync_shop(self, shop: ShopConfig) -> list[StreamResult]:
         resources = [self.settings.resources[name] for name in shop.resources]
         return list(await asyncio.gather(*(self.sync_stream(shop, r) for r in resources)))
 
-    async def sync_stream(self, shop: Any, resource: Resource, *, priority: int | None = None) -> StreamResult:
+    async def sync_stream(self, shop: ShopConfig, resource: Resource, *, priority: int | None = None) -> StreamResult:
         """Bring one stream up to now. Errors are recorded in its state and returned, not raised."""
         runtime = self.runtime(shop)
         label = f"{shop.name}/{resource.name}"
@@ -255,12 +265,12 @@ class SyncEngine:
         # Re-read the committed state so that recording the error changes nothing but the error.
         try:
             state = await self.state_store.get_stream(shop, resource) or StreamState(shop=shop, resource=resource)
-            await self.state_store.save_stream(replace(state, last_error=message, last_error_at=self._now_ts()))
+            await self.state_store.save_stream(state.failed(message, self._now_ts()))
         except ShopsyncError as exc:
             log.error("%s/%s: could not record the error in the state store: %s", shop, resource, exc)
 
     def _now_ts(self) -> str:
-        return format_ts(from_epoch(self.clock()))
+        return epoch_to_ts(self.clock())
 
     def _context(self, runtime: ShopRuntime, resource: Resource, priority: int) -> StreamContext:
         return StreamContext(
@@ -268,7 +278,7 @@ class SyncEngine:
             resource=resource,
             state_store=self.state_store,
             settings=self.settings.sync,
-            session=self._session,
+            session=self._http(),
             work_dir=self.work_dir,
             ingest_slots=self._ingest_slots,
             observer=self.observer,
@@ -277,7 +287,9 @@ class SyncEngine:
             sleep=self.sleep,
         )
 
-    async def _sync_stream(self, shop: Any, runtime: ShopRuntime, resource: Resource, priority: int | None) -> StreamResult:
+    async def _sync_stream(
+        self, shop: ShopConfig, runtime: ShopRuntime, resource: Resource, priority: int | None
+    ) -> StreamResult:
         state = await self.state_store.get_stream(shop.name, resource.name)
         if state is None:
             state = StreamState(shop=shop.name, resource=resource.name)
@@ -298,41 +310,45 @@ class SyncEngine:
                 window = self._next_window(shop, resource, state)
                 if window is None:
                     break
-                path = await self._choose_path(ctx, state, window)
-                state = replace(
-                    state,
-                    window_start=format_ts(window.start) if window.start else None,
-                    window_end=format_ts(window.end),
-                    path=path,
-                    cursor=None,
-                    records_in_window=0,
-                    bulk_operation_id=None,
-                )
+                path = (await path_choice.choose(ctx, state, window)).path
+                state = state.with_window(format_ts(window.start) if window.start else None, format_ts(window.end), path)
                 await self.state_store.save_stream(state)
             else:
                 log.info("%s: resuming the %s window left in flight (%s .. %s)", ctx.label, state.path, state.window_start, state.window_end)
+            began_on = state.path or ""
             state = await self._read_window(ctx, state)
-            paths.append(state.path or "")
+            paths.extend((began_on, state.path or ""))  # different after a hand-over: paginated+bulk
             state = state.completed(state.window_end, self._now_ts())
             await self.state_store.commit(state)
             ctx.observer.on_checkpoint(shop.name, resource.name, state.watermark)
-            if parse_ts(state.watermark) >= target:
+            # completed() moved the watermark to the window's end, which is never None.
+            if parse_ts(state.watermark or "") >= target:
                 break
         if paths:
             await self._sync_deletions(ctx, shop, resource)
         records = self.observer.records.get((shop.name, resource.name), 0) - before
-        path = "+".join(dict.fromkeys(paths)) or None
+        via = "+".join(dict.fromkeys(paths)) or None
         if paths:
-            log.info("%s: up to %s, %d records via %s in %.1fs", ctx.label, state.watermark, records, path, time.monotonic() - started)
-        return StreamResult(shop=shop.name, resource=resource.name, ok=True, records=records, path=path, watermark=state.watermark)
+            log.info("%s: up to %s, %d records via %s in %.1fs", ctx.label, state.watermark, records, via, time.monotonic() - started)
+        return StreamResult(shop=shop.name, resource=resource.name, ok=True, records=records, path=via, watermark=state.watermark)
 
     async def _read_window(self, ctx: StreamContext, state: StreamState) -> StreamState:
         """Read the window in flight to its end (the state still names it), with the count guard."""
-        search = builder.window_search(_ts(state.window_start), parse_ts(state.window_end)) if ctx.resource.incremental else None
+        search = (
+            builder.window_search(parse_optional_ts(state.window_start), parse_ts(_in_flight(state)))
+            if ctx.resource.incremental
+            else None
+        )
         for attempt in range(MAX_COUNT_RETRIES + 1):
             if state.path == "bulk":
-                return await bulk.read_window(ctx, state)
-            state = await paginated.read_window(ctx, state, search)
+                return await slices.read_window(ctx, state)
+            handed: list[StreamState] = []
+            with _paginating(ctx):
+                state = await paginated.read_window(ctx, state, search, hand_over=self._hand_over_check(ctx, handed))
+            if handed:
+                state = handed[0]
+                await self.state_store.save_stream(state)
+                return await slices.read_window(ctx, state)
             shortfall = await self._count_shortfall(ctx, state, search)
             if shortfall is None:
                 return state
@@ -340,42 +356,54 @@ class SyncEngine:
             if attempt == MAX_COUNT_RETRIES:
                 raise IntegrityError(f"{ctx.label}: {shortfall}; the window was read {attempt + 1} times")
             log.warning("%s: %s; reading the window again", ctx.label, shortfall)
-            state = replace(state, cursor=None, records_in_window=0)
+            state = state.rewound()
             await self.state_store.save_stream(state)
         return state
 
-    def _next_window(self, shop: Any, resource: Resource, state: StreamState) -> Window | None:
+    def _hand_over_check(self, ctx: StreamContext, handed: list[StreamState]) -> paginated.HandOver | None:
+        """The check, after each page, whether the rest of the window is sooner exported (None
+        where it cannot be: a forced path or a fixed threshold, a resource whose pages are not in
+        ``updatedAt`` order, or a window whose count is not known to this process).
+
+        The rest of a window read in ``updatedAt`` order is everything from the last record's
+        second on (inclusive: that second's records are read again, none is skipped). On a hand-
+        over ``handed`` receives the state of that rest, on the bulk path."""
+        decision = ctx.shop.decisions.get(ctx.resource.name)
+        sync = self.settings.sync
+        if (
+            sync.path != "auto" or sync.bulk_threshold is not None or ctx.resource.sort_key != "UPDATED_AT"
+            or decision is None or decision.count is None or decision.path != "paginated"
+        ):  # fmt: skip
+            return None
+        counted = decision.count
+
+        async def check(state: StreamState, last_updated_at: str | None) -> bool:
+            if last_updated_at is None:
+                return False
+            est = path_choice.estimate(ctx, max(0, counted - state.records_in_window))
+            if not planner.should_hand_over(est):
+                return False
+            start = format_ts(floor_second(parse_ts(last_updated_at)))
+            handed.append(state.replace(path="bulk", window_start=start, cursor=None))
+            await path_choice.record(ctx, planner.Decision(path="bulk", reason="hand_over", estimate=est, count=counted))
+            log.info("%s: handing the rest of the window, %s .. %s, to a bulk export", ctx.label, start, state.window_end)
+            return True
+
+        return check
+
+    def _next_window(self, shop: ShopConfig, resource: Resource, state: StreamState) -> Window | None:
         sync = self.settings.sync
         now = from_epoch(self.clock())
         if not resource.incremental:
             # Full-refresh resources are read whole every run, up to the same safety margin.
             return Window(None, now - sync.safety_margin)
         return next_window(
-            _ts(state.watermark),
+            parse_optional_ts(state.watermark),
             now,
             safety_margin=sync.safety_margin,
             overlap=sync.overlap,
             start_date=shop.start_date,
         )
-
-    async def _choose_path(self, ctx: StreamContext, state: StreamState, window: Window) -> str:
-        forced = getattr(self.settings.sync, "path", "auto")
-        if not ctx.resource.incremental:
-            return "paginated"
-        if forced in ("bulk", "paginated"):
-            return forced
-        backfill = state.watermark is None
-        estimate = None
-        if not backfill and ctx.resource.count_field:
-            estimate = await self._count(ctx, builder.window_search(window.start, window.end))
-        return choose_path(estimate, threshold=self.settings.sync.bulk_threshold, is_backfill=backfill)
-
-    async def _count(self, ctx: StreamContext, search: str | None) -> int | None:
-        document = builder.count_query(ctx.resource)
-        if document is None:
-            return None
-        response = await ctx.shop.client.execute(document, {"query": search}, priority=ctx.priority)
-        return int(response.data[ctx.resource.count_field]["count"])
 
     async def _count_shortfall(self, ctx: StreamContext, state: StreamState, search: str | None) -> str | None:
         """Compare what the window delivered with Shopify's count for the same filter.
@@ -385,12 +413,12 @@ class SyncEngine:
         """
         if not ctx.resource.count_field or not ctx.resource.incremental or ctx.resource.parent_field:
             return None
-        counted = await self._count(ctx, search)
+        counted = await paginated.count_records(ctx, search)
         if counted is None or counted <= state.records_in_window:
             return None
         return f"Shopify counts {counted} records in the window but {state.records_in_window} were read"
 
-    async def _sync_deletions(self, ctx: StreamContext, shop: Any, resource: Resource) -> None:
+    async def _sync_deletions(self, ctx: StreamContext, shop: ShopConfig, resource: Resource) -> None:
         """Mark records deleted from the shop, from ``destroy`` events since the last look."""
         if not resource.deletion_subject:
             return
@@ -398,35 +426,70 @@ class SyncEngine:
         dstate = await self.state_store.get_stream(shop.name, key) or StreamState(shop=shop.name, resource=key)
         sync = self.settings.sync
         end = from_epoch(self.clock()) - sync.safety_margin
-        since = _ts(dstate.watermark)
+        since = parse_optional_ts(dstate.watermark)
         if since is not None:
             since = since - sync.overlap
         search = builder.deletion_search(resource.deletion_subject, since, end)
         document = builder.deletions_query()
-        after = None
+        after: str | None = None
+        seen: set[str] = set()
         while True:
-            response = await ctx.shop.client.execute(document, {"first": 250, "after": after, "query": search}, priority=ctx.priority)
-            conn = response.data["events"]
+            variables = {"first": 250, "after": after, "query": search}
+            fetch = partial(self._execute_events, ctx, document, variables)
+            conn = await paginated.read_advancing_page(ctx, fetch, _EVENTS_SHAPE, after, seen, "deletion events page")
+            if conn is None:  # cannot happen: events is not under a node
+                return
             deletions = [
                 Deletion(shop=shop.name, resource=resource.name, id=node["subjectId"], deleted_at=node["createdAt"])
-                for node in (edge["node"] for edge in conn["edges"])
-                if node.get("action") == "destroy" and node.get("subjectId")
+                for node in page_nodes(conn)
+                if node.get("action") == "destroy" and isinstance(node.get("subjectId"), str)
+                and isinstance(node.get("createdAt"), str)
             ]
             has_next = conn["pageInfo"]["hasNextPage"]
             if deletions or not has_next:
                 done = not has_next
-                new_state = replace(dstate, watermark=format_ts(end) if done else dstate.watermark, last_success_at=self._now_ts())
+                new_state = dstate.succeeded(format_ts(end) if done else None, self._now_ts())
                 await self.state_store.commit(new_state, deletions=deletions)
                 dstate = new_state
             if not has_next:
                 return
             after = conn["pageInfo"]["endCursor"]
+            seen.add(conn["pageInfo"]["endCursor"])
+
+    async def _execute_events(self, ctx: StreamContext, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        response = await ctx.shop.client.execute(
+            document,
+            variables,
+            priority=ctx.priority,
+            operation=paginated.operation(ctx, "deletions"),
+            check=partial(check_page, shape=_EVENTS_SHAPE),
+        )
+        return response.data
 
 
-def _connection(shop: Any) -> tuple:
-    """What identifies a shop's client and bucket: where and as whom shopsync connects."""
+#: A page of ``events`` (builder.deletions_query): nodes outside ``... on BasicEvent`` are ``{}``.
+_EVENTS_SHAPE = PageShape(path=("events",), node_id=False)
+
+#: What identifies a shop's client and bucket: where and as whom shopsync connects.
+_Connection = tuple[str, str, Secret | None, Secret | None, Secret | None]
+
+
+def _connection(shop: ShopConfig) -> _Connection:
     return (shop.api_url, shop.token_url, shop.access_token, shop.client_id, shop.client_secret)
 
 
-def _ts(value: str | None) -> datetime | None:
-    return parse_ts(value) if value else None
+@contextmanager
+def _paginating(ctx: StreamContext) -> Iterator[None]:
+    """Count the stream among the shop's streams reading pages (they share its restore rate)."""
+    ctx.shop.paginating[ctx.resource.name] += 1
+    try:
+        yield
+    finally:
+        ctx.shop.paginating[ctx.resource.name] -= 1
+
+
+def _in_flight(state: StreamState) -> str:
+    """The end of the window ``state`` is reading (a window is in flight when it is read)."""
+    if state.window_end is None:
+        raise ValueError(f"{state.shop}/{state.resource}: no window in flight")
+    return state.window_end

@@ -4,31 +4,48 @@ Each page's records and the cursor that follows them are committed together (one
 the sink shares the state database), so a crash at any instant resumes at the first page not yet
 committed. Nested connections longer than one page (an order with 400 line items) are drained with
 follow-up ``node(id:)`` queries before the record is written: records are never truncated.
+
+Answers are checked, never trusted: each page's shape against what its document selected
+(:mod:`shopsync.shopify.shape`, through the client's ``check``: a malformed answer is resent like a
+5xx), then that it moves its walk on — the same ``endCursor`` again, a null ``endCursor`` or an
+empty page while ``hasNextPage`` is true is read once more, then fails the stream
+(:class:`~shopsync.errors.PaginationStalledError`). Every walk is bounded by the cursors it saw.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 import orjson
 
+from shopsync.crashpoints import crashpoint
 from shopsync.engine.context import StreamContext
-from shopsync.engine.crashpoints import crashpoint
-from shopsync.engine.records import append_drained, normalize_node
-from shopsync.errors import QueryTooCostlyError
-from shopsync.queries import builder
+from shopsync.engine.records import append_drained, drain_shape, normalize_node, page_shape, parents_shape
+from shopsync.errors import PaginationStalledError, QueryTooCostlyError
+from shopsync.queries import Resource, builder
+from shopsync.shopify.shape import (
+    PageShape,
+    check_page,
+    connection_at,
+    count_problem,
+    page_nodes,
+    stall_problem,
+)
 from shopsync.state.models import Record, StreamState
 
 log = logging.getLogger(__name__)
 
 #: How far above the observed child-count percentile a nested page reaches.
 CHILD_PERCENTILE = 0.95
+#: Times a page that does not advance its cursor is read again before the stream fails.
+STALL_RETRIES = 1
 
 
 def _page_size(ctx: StreamContext) -> builder.PageSize:
-    counts = {}
+    counts: dict[tuple[str, ...], float] = {}
     for nested in ctx.resource.nested:
         p = ctx.shop.stats_for(ctx.resource.name, nested.path).percentile(CHILD_PERCENTILE)
         if p is not None:
@@ -36,16 +53,26 @@ def _page_size(ctx: StreamContext) -> builder.PageSize:
     return builder.plan_page_size(ctx.resource, child_counts=counts or None, bucket_size=ctx.shop.budget.snapshot().capacity)
 
 
-async def _execute_page(ctx: StreamContext, make_doc, variables: dict[str, Any]) -> tuple[dict, builder.PageSize]:
+async def _execute_page(
+    ctx: StreamContext,
+    make_doc: Callable[[builder.PageSize], str],
+    variables: dict[str, Any],
+    check: Callable[[dict[str, Any]], str | None],
+) -> dict[str, Any]:
     """Run one page query, shrinking the page on MAX_COST_EXCEEDED instead of resending it."""
     size = _page_size(ctx)
     while True:
         document = make_doc(size)
         try:
             response = await ctx.shop.client.execute(
-                document, {**variables, "first": size.first}, priority=ctx.priority
+                document,
+                {**variables, "first": size.first},
+                priority=ctx.priority,
+                operation=operation(ctx),
+                check=check,
             )
-            return response.data, size
+            ctx.meter.add(response)
+            return response.data
         except QueryTooCostlyError:
             smaller = builder.shrink(size)
             if smaller == size:
@@ -54,7 +81,51 @@ async def _execute_page(ctx: StreamContext, make_doc, variables: dict[str, Any])
             size = smaller
 
 
-async def _complete(ctx: StreamContext, node: dict) -> dict:
+def operation(ctx: StreamContext, what: str | None = None) -> str:
+    """The label of a request in logs and errors: ``resource orders`` (``resource orders (count)``),
+    so that a failure's message names the shop (the client adds it) and the resource."""
+    return f"resource {ctx.resource.name}" + (f" ({what})" if what else "")
+
+
+def checker(shape: PageShape) -> Callable[[dict[str, Any]], str | None]:
+    """The answer check of a page of ``shape`` (for :meth:`ShopClient.execute`'s ``check``)."""
+    return partial(check_page, shape=shape)
+
+
+async def read_advancing_page(
+    ctx: StreamContext,
+    fetch: Callable[[], Awaitable[dict[str, Any]]],
+    shape: PageShape,
+    after: str | None,
+    seen: set[str],
+    what: str = "page",
+) -> Mapping[str, Any] | None:
+    """One page of a cursor walk that moves the walk on (or is its last); ``None``: the node vanished.
+
+    ``fetch`` sends the page's request (its answer already passed the shape check), ``after`` is
+    the cursor it asks with, ``seen`` the end cursors of the walk's earlier pages. A page that does
+    not advance (:func:`~shopsync.shopify.shape.stall_problem`) is read :data:`STALL_RETRIES` more
+    times; still stalled, the stream fails with :class:`PaginationStalledError` rather than loop.
+    The caller adds the returned page's ``endCursor`` to ``seen``.
+    """
+    for attempt in range(STALL_RETRIES + 1):
+        conn = connection_at(await fetch(), shape)
+        if conn is None:
+            return None
+        problem = stall_problem(after, conn["pageInfo"], len(page_nodes(conn)), seen)
+        if problem is None:
+            return conn
+        ctx.observer.on_guard_mismatch(ctx.shop.name, ctx.resource.name, "pagination")
+        if attempt < STALL_RETRIES:
+            log.warning("%s: %s after %r does not advance (%s); reading it again", ctx.label, what, after, problem)
+            await ctx.sleep(ctx.settings.backoff_base.total_seconds())
+    raise PaginationStalledError(
+        f"shop {ctx.shop.name}: {operation(ctx)}: pagination does not advance: {what} after {after!r}: "
+        f"{problem}; read {STALL_RETRIES + 1} times, the stream stops here instead of looping"
+    )
+
+
+async def _complete(ctx: StreamContext, node: Mapping[str, Any]) -> dict[str, Any]:
     """Normalise one node and drain every nested connection that has more pages."""
     record, pending = normalize_node(node, ctx.resource)
     for nested in ctx.resource.nested:
@@ -64,25 +135,27 @@ async def _complete(ctx: StreamContext, node: dict) -> dict:
                 ctx.shop.stats_for(ctx.resource.name, nested.path).add(len(items))
     while pending:
         drain = pending.pop(0)
-        after = drain.after
+        after: str | None = drain.after
+        shape = drain_shape(drain.nested)
+        document = builder.drain_query(ctx.resource, drain.nested, builder.DRAIN_PAGE)
+        what = f"drain of {drain.nested.field} of {drain.parent_id}"
+        seen: set[str] = set()
         while True:
-            document = builder.drain_query(ctx.resource, drain.nested, builder.DRAIN_PAGE)
-            response = await ctx.shop.client.execute(
-                document,
-                {"id": drain.parent_id, "first": builder.DRAIN_PAGE, "after": after},
-                priority=ctx.priority,
+            fetch = partial(
+                _execute_drain, ctx, document, {"id": drain.parent_id, "first": builder.DRAIN_PAGE, "after": after}, shape
             )
-            conn = (response.data.get("node") or {}).get(drain.nested.field)
+            conn = await read_advancing_page(ctx, fetch, shape, after, seen, what)
             if conn is None:
                 # The parent vanished between the page and the drain (deleted): keep what we have;
                 # the deletion pass records it.
                 break
             more = append_drained(record, drain, conn)
             pending.extend(more)
-            info = conn.get("pageInfo") or {}
-            if not info.get("hasNextPage"):
+            info = conn["pageInfo"]
+            if not info["hasNextPage"]:
                 break
-            after = info.get("endCursor")
+            after = info["endCursor"]
+            seen.add(info["endCursor"])
         if drain.nested.depth == 1:
             items = record.get(drain.nested.field)
             if isinstance(items, list):
@@ -90,49 +163,138 @@ async def _complete(ctx: StreamContext, node: dict) -> dict:
     return record
 
 
-def to_record(ctx: StreamContext, data: dict) -> Record:
+async def _execute_drain(ctx: StreamContext, document: str, variables: dict[str, Any], shape: PageShape) -> dict[str, Any]:
+    response = await ctx.shop.client.execute(
+        document, variables, priority=ctx.priority, operation=operation(ctx, "drain"), check=checker(shape)
+    )
+    ctx.meter.add(response)
+    return response.data
+
+
+def to_record(ctx: StreamContext, data: dict[str, Any]) -> Record:
     return Record.from_node(shop=ctx.shop.name, resource=ctx.resource.name, data=data)
 
 
-async def read_window(ctx: StreamContext, state: StreamState, search: str | None) -> StreamState:
-    """Read the in-flight window of ``state`` from its cursor to the end, committing every page."""
+#: Asked after each committed page with the state and the page's last ``updatedAt``: True stops
+#: the read there (the engine hands the rest of the window to a bulk export).
+HandOver = Callable[[StreamState, str | None], Awaitable[bool]]
+
+
+async def read_window(
+    ctx: StreamContext, state: StreamState, search: str | None, *, hand_over: HandOver | None = None
+) -> StreamState:
+    """Read the in-flight window of ``state`` from its cursor to the end, committing every page.
+
+    Every answer is checked before anything of it is used (its shape, then that it advances the
+    cursor): a bad page is never committed, and the cursor stays at the last good one. Each
+    page's cost (drains included) and round trips feed the shop's page model (the path planner).
+    ``hand_over``, when given, may stop the read after any page; the state returned then still
+    has its cursor (the caller decides what is left).
+    """
     if ctx.resource.parent_field:
-        return await _read_children_window(ctx, state, search)
-    root = ctx.resource.root_field
+        return await _read_children_window(ctx, state, search, ctx.resource.parent_field)
+    shape = page_shape(ctx.resource)
+    make_doc = partial(_page_document, ctx.resource)
     cursor = state.cursor
+    seen: set[str] = set()
+    model = ctx.shop.page_model(ctx.resource.name)
     while True:
-        variables = {"after": cursor, "query": search}
-        data, _ = await _execute_page(
-            ctx, lambda s: builder.page_query(ctx.resource, s.first, s.nested_first), variables
-        )
-        conn = data[root]
-        records = [to_record(ctx, await _complete(ctx, edge["node"])) for edge in conn["edges"]]
+        points, seconds = ctx.meter.points, ctx.meter.seconds
+        fetch = partial(_execute_page, ctx, make_doc, {"after": cursor, "query": search}, checker(shape))
+        conn = await read_advancing_page(ctx, fetch, shape, cursor, seen)
+        if conn is None and ctx.resource.root_path:  # the shop has no such object (no Shopify Payments)
+            return state
+        if conn is None:  # only a vanishing shape has no connection; a root page always has one
+            raise PaginationStalledError(f"shop {ctx.shop.name}: {operation(ctx)}: a page without its connection")
+        records = [to_record(ctx, await _complete(ctx, node)) for node in page_nodes(conn)]
         crashpoint("mid_page")
         info = conn["pageInfo"]
-        end_cursor = info.get("endCursor") or cursor
-        state = replace(state, cursor=end_cursor, records_in_window=state.records_in_window + len(records))
+        end_cursor = info["endCursor"] or cursor
+        state = state.with_page(end_cursor, len(records))
         await ctx.state_store.commit(state, records)
         ctx.observer.on_records(ctx.shop.name, ctx.resource.name, "paginated", len(records))
+        model.add_page(len(records), ctx.meter.points - points, ctx.meter.seconds - seconds)
         crashpoint("after_commit")
-        if not info.get("hasNextPage"):
+        if not info["hasNextPage"]:
+            return state
+        if hand_over is not None and await hand_over(state, records[-1].updated_at if records else None):
             return state
         cursor = end_cursor
+        seen.add(info["endCursor"])  # not None: a page with more after it has one (stall_problem)
 
 
-async def _parent_ids(ctx: StreamContext) -> list[str]:
+async def count_records(ctx: StreamContext, search: str | None) -> int | None:
+    """Shopify's count of the resource's records matching ``search`` (None: no count field)."""
+    document = builder.count_query(ctx.resource)
+    count_field = ctx.resource.count_field
+    if document is None or count_field is None:
+        return None
+    response = await ctx.shop.client.execute(
+        document,
+        {"query": search},
+        priority=ctx.priority,
+        operation=operation(ctx, "count"),
+        check=partial(count_problem, field=count_field),
+    )
+    return int(response.data[count_field]["count"])  # an int: count_problem checked it
+
+
+def _page_document(resource: Resource, size: builder.PageSize) -> str:
+    return builder.page_query(resource, size.first, size.nested_first)
+
+
+def prior_points_per_record(ctx: StreamContext) -> tuple[float, int]:
+    """What a record costs before any page was read, and the page size it assumes.
+
+    The requested cost of one record with each nested list at its typical length: the median seen
+    on pages, else the shop's exports' objects per record spread over the lists, else the
+    fragment's page size (an upper bound: Shopify charges what is returned, usually less)."""
+    resource = ctx.resource
+    per_root = ctx.shop.exports.objects_per_root.get(resource.name)
+    lists = list(resource.all_nested())
+    typical: dict[tuple[str, ...], float] = {}
+    for nested in lists:
+        median = ctx.shop.stats_for(resource.name, nested.path).percentile(0.5)
+        if median is not None:
+            typical[nested.path] = max(1.0, median)
+        elif per_root is not None:
+            typical[nested.path] = max(1.0, (per_root - 1) / len(lists))
+    return float(builder.record_cost(resource, typical)), _page_size(ctx).first
+
+
+async def parent_ids(ctx: StreamContext, *, page_label: str, operation_label: str = "parents") -> list[str]:
+    """Every parent id of a ``parent.child`` resource (locations of inventory levels), page by page
+    with the advancing check; ``page_label`` names a page in a stall's message, ``operation_label``
+    the requests in logs and errors."""
     ids: list[str] = []
-    after = None
+    after: str | None = None
+    seen: set[str] = set()
+    shape = parents_shape(ctx.resource)
     document = builder.parent_ids_query(ctx.resource)
     while True:
-        response = await ctx.shop.client.execute(document, {"first": 250, "after": after}, priority=ctx.priority)
-        conn = response.data[ctx.resource.parent_field]
-        ids.extend(edge["node"]["id"] for edge in conn["edges"])
+        fetch = partial(_execute_parents, ctx, document, {"first": 250, "after": after}, shape, operation_label)
+        conn = await read_advancing_page(ctx, fetch, shape, after, seen, page_label)
+        if conn is None:
+            return ids
+        ids.extend(node["id"] for node in page_nodes(conn))
         if not conn["pageInfo"]["hasNextPage"]:
             return ids
         after = conn["pageInfo"]["endCursor"]
+        seen.add(conn["pageInfo"]["endCursor"])
 
 
-async def _read_children_window(ctx: StreamContext, state: StreamState, search: str | None) -> StreamState:
+async def _execute_parents(
+    ctx: StreamContext, document: str, variables: dict[str, Any], shape: PageShape, label: str
+) -> dict[str, Any]:
+    response = await ctx.shop.client.execute(
+        document, variables, priority=ctx.priority, operation=operation(ctx, label), check=checker(shape)
+    )
+    return response.data
+
+
+async def _read_children_window(
+    ctx: StreamContext, state: StreamState, search: str | None, parent_field: str
+) -> StreamState:
     """``parent.child`` resources (inventory levels per location): page the children of each parent.
 
     Progress is ``{"done": [parent ids finished], "parent": current, "after": cursor}`` in the
@@ -140,35 +302,32 @@ async def _read_children_window(ctx: StreamContext, state: StreamState, search: 
     """
     progress = orjson.loads(state.cursor) if state.cursor else {"done": [], "parent": None, "after": None}
     done = set(progress["done"])
-    child = ctx.resource.root_field
-    for parent_id in await _parent_ids(ctx):
+    shape = page_shape(ctx.resource)
+    make_doc = partial(_page_document, ctx.resource)
+    for parent_id in await parent_ids(ctx, page_label=f"{parent_field} page"):
         if parent_id in done:
             continue
         after = progress["after"] if progress.get("parent") == parent_id else None
+        seen: set[str] = set()
         while True:
             variables = {"parentId": parent_id, "after": after, "query": search}
-            data, _ = await _execute_page(
-                ctx, lambda s: builder.page_query(ctx.resource, s.first, s.nested_first), variables
-            )
-            conn = (data.get("node") or {}).get(child)
+            fetch = partial(_execute_page, ctx, make_doc, variables, checker(shape))
+            conn = await read_advancing_page(ctx, fetch, shape, after, seen, f"page of {parent_id}")
             if conn is None:  # the parent disappeared meanwhile
                 break
-            records = [to_record(ctx, await _complete(ctx, edge["node"])) for edge in conn["edges"]]
+            records = [to_record(ctx, await _complete(ctx, node)) for node in page_nodes(conn)]
             crashpoint("mid_page")
             info = conn["pageInfo"]
-            after = info.get("endCursor") or after
-            finished = not info.get("hasNextPage")
+            after = info["endCursor"] or after
+            finished = not info["hasNextPage"]
             if finished:
                 done.add(parent_id)
             progress = {"done": sorted(done), "parent": None if finished else parent_id, "after": None if finished else after}
-            state = replace(
-                state,
-                cursor=orjson.dumps(progress).decode(),
-                records_in_window=state.records_in_window + len(records),
-            )
+            state = state.with_page(orjson.dumps(progress).decode(), len(records))
             await ctx.state_store.commit(state, records)
             ctx.observer.on_records(ctx.shop.name, ctx.resource.name, "paginated", len(records))
             crashpoint("after_commit")
             if finished:
                 break
+            seen.add(info["endCursor"])
     return state

@@ -1,60 +1,98 @@
-"""Bulk JSONL → complete records, in memory that does not grow with the file.
+"""Bulk JSONL → complete records, each line parsed once, in memory that does not grow with the file.
 
 A bulk result file has one line per node; a nested connection's nodes are separate lines carrying
 ``__parentId`` (the owning node's GID). With ``groupObjects: false`` (our setting, and the default
 since 2026-01) nothing is promised about where a child line sits relative to its parent, so this
-module never relies on order: :meth:`BulkReassembler.feed` spills every line into a temporary SQLite
-file (roots keyed by id, children indexed by root), then :meth:`BulkReassembler.records` walks the
-roots and their children together in key order and builds one record at a time. Peak memory is one
-record plus SQLite's bounded page cache.
+module never relies on order.
+
+Each line is parsed once, in :meth:`BulkReassembler.feed`, and turned at once into the bytes it
+will have in the record: ``__parentId`` removed, keys sorted (:func:`~shopsync.engine.records.serialize`),
+and for a node with nested connections a *template* whose ``"field":[…]`` lists hold a NUL byte
+where the children go (orjson never writes a raw NUL: JSON escapes it). A record is then the
+template's pieces joined with its children's texts — byte for byte what ``serialize`` gives the
+same record built as a dict, without parsing anything a second time.
+
+Where those texts wait for their record depends on the memory budget (``memory_budget``, bytes,
+``[sync] ingest_memory``): while they fit, in dictionaries; past it, everything held moves to a
+temporary SQLite file (roots keyed by id, children keyed by root) and the rest of the file follows
+it there. Both give the same records in the same order (ordered by id, children in file order);
+the budget only decides how much memory is used, so peak memory is the budget (or one batch of
+spill inserts) plus one record, whatever the file's size.
 
 Which nested connection a child belongs to is read from its GID type (``gid://shopify/LineItem/…``
 → the connection whose nodes are ``LineItem``); resource loading guarantees the types are unique.
 For a ``parent.child`` resource (``locations.inventoryLevels``) the parent lines are skipped and the
 records are the child lines, with ``__parentId`` removed like everywhere else.
+
+A file is checked, never trusted: a line that is not a JSON object, or (in a complete result
+file) child lines whose parent is not in the file, raise :class:`~shopsync.errors.BulkFileError`
+naming the file's line before any record is handed out, so a record is never written without
+some of its children. A partial file (a failed operation's) legitimately cuts children off from
+their parents: there such orphans are only counted and dropped (``strict=False``).
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import orjson
 
+from shopsync.engine.record_text import SLOT, exact_copy, fill_template, record_template
 from shopsync.engine.records import gid_type
-from shopsync.errors import IntegrityError, StorageError
+from shopsync.engine.spill import ORPHANS, SpillData, connect_index
+from shopsync.errors import BulkFileError, StorageError
+from shopsync.fsutil import create_private_file, describe_os_error, ensure_private_dir
 from shopsync.queries import NestedConnection, Resource
 
 log = logging.getLogger(__name__)
 
 PARENT_KEY = "__parentId"
-_BATCH = 2000
+_BATCH = 5000
 _ORPHAN_SAMPLE = 5
+#: Bytes counted per held line beside its text: the tuple, the list slot, the dictionary entry.
+_ENTRY_OVERHEAD = 200
+_SORT = orjson.OPT_SORT_KEYS
+#: A child waiting for its record: (line number, connection index, id, text or template).
+_Child = tuple[int, int, "str | None", bytes]
+#: What the record of one root is built from: (depth-1 children, depth-2 children), in file order.
+_Rows = tuple[list[tuple[int, "str | None", bytes]], list[tuple[int, "str | None", str, bytes]]]
 
 
 class BulkReassembler:
     """Feed a bulk result file line by line, then iterate over complete records.
 
     Use as a context manager: the spill file is created on entry (an old one is replaced) and
-    deleted on exit. Counters: ``lines`` (non-blank lines fed), ``object_count`` (the same, like
-    Shopify's ``objectCount``), ``root_lines`` (record lines, what Shopify's ``rootObjectCount``
-    counts), ``root_count`` (distinct records), ``parent_lines`` (skipped parent nodes of a
-    ``parent.child`` resource), ``orphan_count`` (children whose parent is not in the file, known
-    after :meth:`records` starts) with ``orphan_sample`` (a few of their ``__parentId``\\ s), and
-    ``duplicate_roots`` (record lines beyond the first of their id).
+    deleted on exit; it is written to only when the lines held pass ``memory_budget`` bytes
+    (0: from the first line). Counters: ``lines`` (non-blank lines fed), ``object_count`` (the
+    same, like Shopify's ``objectCount``), ``root_lines`` (record lines, what Shopify's
+    ``rootObjectCount`` counts), ``root_count`` (distinct records), ``parent_lines`` (skipped parent
+    nodes of a ``parent.child`` resource), ``orphan_count`` (children whose parent is not in the
+    file, known after :meth:`records` starts) with ``orphan_sample`` (a few of their
+    ``__parentId``\\ s), ``duplicate_roots`` (record lines beyond the first of their id) and
+    ``spilled`` (whether the file went past the budget).
 
     A bulk export is not a snapshot: a record updated while it runs can be exported again, with
     its children. Of a record's copies the one with the newest ``updatedAt`` is kept (the later
     line on a tie), and a child (or grandchild) id seen twice keeps its later line, in the place
     of its first.
+
+    ``strict`` (a complete result file): orphans make :meth:`records` raise
+    :class:`BulkFileError` before yielding anything. ``strict=False`` (a partial file): they are
+    counted, logged and dropped.
     """
 
-    def __init__(self, resource: Resource, spill_path: Path) -> None:
+    def __init__(self, resource: Resource, spill_path: Path, *, strict: bool = True, memory_budget: int = 0) -> None:
         self.resource = resource
         self.spill_path = Path(spill_path)
+        self.strict = strict
+        self.memory_budget = memory_budget
+        #: The first orphan line (1-based, as counted by ``lines``), once known.
+        self.first_orphan_line: int | None = None
         self.lines = 0
         self.object_count = 0
         self.root_count = 0
@@ -63,16 +101,46 @@ class BulkReassembler:
         self.orphan_count = 0
         self.orphan_sample: list[str] = []
         self.duplicate_roots = 0
+        self.spilled = False
         self._flat: list[NestedConnection] = list(resource.all_nested())
-        self._conn_index = {id(nc): i for i, nc in enumerate(self._flat)}
         self._by_type: dict[str, int] = {}
         for i, nc in enumerate(self._flat):
             for t in nc.node_types:
                 self._by_type[t] = i
-        self._roots: list[tuple[str, int, str, bytes]] = []
-        self._children: list[tuple[int, str | None, str, int, int, bytes]] = []
+        self._depth = [nc.depth for nc in self._flat]
+        # Per connection: its position among its parent's connections (the template's slots are
+        # the connections' fields in sorted order, as OPT_SORT_KEYS writes them).
+        self._slot: list[int] = [0] * len(self._flat)
+        self._root_fields = self._fields(resource.nested)
+        #: The record's connections in slot order.
+        self._root_conns = sorted(resource.nested, key=lambda nc: nc.field)
+        self._child_fields = [self._fields(nc.children) for nc in self._flat]
+        self._has_depth2 = any(d == 2 for d in self._depth)
+        # In memory: roots by id → (line, updatedAt, template); children by their __parentId.
+        self._mem_roots: dict[str, tuple[int, str, bytes]] = {}
+        self._mem_children: dict[str, list[_Child]] = {}
+        self._held = 0
+        # Spilled: rows waiting for the next executemany.
+        self._roots: list[tuple[str, int, str, int, int]] = []
+        self._children: list[tuple[int, str, int, str | None, int, int]] = []
+        self._grandchildren: list[tuple[int, int, str | None, str, int, int]] = []
         self._db: sqlite3.Connection | None = None
+        #: The spilled texts, appended in file order (``<spill>.data``, private like the database).
+        self._data = SpillData(Path(str(self.spill_path) + ".data"))
+        self.data_path = self._data.path
+        self._opened = False
         self._finalized = False
+        self._owner: dict[str, str] = {}
+
+    def _fields(self, nested: Iterable[NestedConnection]) -> tuple[tuple[str, bytes, bytes], ...]:
+        """The nested connections' fields in sorted order, each with its empty list in serialised
+        form (``"lineItems":[]``) and its template slot (``"lineItems":[<NUL>]``)."""
+        out = []
+        for pos, nc in enumerate(sorted(nested, key=lambda nc: nc.field)):
+            self._slot[self._flat.index(nc)] = pos
+            key = orjson.dumps(nc.field)
+            out.append((nc.field, key + b":[]", key + b":[" + SLOT + b"]"))
+        return tuple(out)
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> BulkReassembler:
@@ -85,135 +153,205 @@ class BulkReassembler:
         self.close()
 
     def open(self) -> None:
-        for suffix in ("", "-journal", "-wal", "-shm"):
+        for suffix in ("", "-journal", "-wal", "-shm", ".data"):
             Path(str(self.spill_path) + suffix).unlink(missing_ok=True)
         try:
-            db = sqlite3.connect(self.spill_path, isolation_level=None)
-            # A spill file is scratch: rebuilt from the result file after a crash, so no journal.
-            db.execute("PRAGMA journal_mode=OFF")
-            db.execute("PRAGMA synchronous=OFF")
-            db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            db.execute("PRAGMA cache_size=-8192")  # KiB: keeps SQLite's own memory bounded
-            db.execute(
-                "CREATE TABLE roots (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at TEXT NOT NULL, line BLOB NOT NULL)"
-            )
-            db.execute(
-                "CREATE TABLE children (seq INTEGER PRIMARY KEY, id TEXT, parent_id TEXT NOT NULL,"
-                " conn INTEGER NOT NULL, depth INTEGER NOT NULL, root_id TEXT, line BLOB NOT NULL)"
-            )
-            db.execute("BEGIN")
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.spill_path}: cannot create the bulk spill file: {exc}") from exc
-        self._db = db
+            # Customers' data: the file 0600 (and its directories 0700) whatever the umask; SQLite
+            # gives any file it makes beside it the same mode. Made now, used only past the budget:
+            # a work directory that cannot take it fails before anything is read.
+            ensure_private_dir(self.spill_path.parent, durable=False)
+            create_private_file(self.spill_path, durable=False)
+        except OSError as exc:
+            raise StorageError(f"{self.spill_path}: cannot create the bulk spill file: {describe_os_error(exc)}") from exc
+        self._opened = True
+        if self.memory_budget <= 0:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Move everything held in memory to the spill file; later lines go there too."""
+        self._data.open()
+        self._db = connect_index(self.spill_path)
+        self.spilled = True
+        for gid, (seq, updated_at, text) in self._mem_roots.items():
+            self._roots.append((gid, seq, updated_at, *self._data.append(text)))
+            if len(self._roots) >= _BATCH:
+                self._flush()
+        self._mem_roots = {}
+        for parent, kids in self._mem_children.items():
+            for seq, conn, child_id, text in kids:
+                self._queue_child(seq, conn, child_id, parent, text)
+        self._mem_children = {}
+        self._held = 0
+        self._flush()
+
+    def _queue_child(self, seq: int, conn: int, gid: str | None, parent: str, text: bytes) -> None:
+        if self._depth[conn] == 1:
+            self._children.append((seq, parent, conn, gid, *self._data.append(text)))
+            if len(self._children) >= _BATCH:
+                self._flush()
+        else:
+            self._grandchildren.append((seq, conn, gid, parent, *self._data.append(text)))
+            if len(self._grandchildren) >= _BATCH:
+                self._flush()
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
-        for suffix in ("", "-journal", "-wal", "-shm"):
+        self._data.close()
+        self._mem_roots = {}
+        self._mem_children = {}
+        for suffix in ("", "-journal", "-wal", "-shm", ".data"):
             Path(str(self.spill_path) + suffix).unlink(missing_ok=True)
 
     # -- input --------------------------------------------------------------------------------
     def feed(self, line: bytes) -> None:
         """Take one JSONL line (with or without its newline); blank lines are ignored."""
+        self.feed_lines((line,))
+
+    def feed_lines(self, lines: Iterable[bytes]) -> None:
+        """Take JSONL lines (each with or without its newline); blank lines are ignored.
+
+        The loop of :meth:`feed` over many lines at once (the hot path: a line costs one
+        ``orjson.loads``, one ``orjson.dumps`` and a few dictionary operations).
+        """
         if self._finalized:
             raise RuntimeError("feed() after records()")
-        if len(line) <= 2 and not line.strip():  # blank (a trailing newline); cheap test first
-            return
-        self.lines += 1
-        self.object_count += 1
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise IntegrityError(f"bulk result line {self.lines} is not JSON: {exc}") from exc
-        if not isinstance(obj, dict):
-            raise IntegrityError(f"bulk result line {self.lines} is not a JSON object")
-        gid = obj.get("id")
-        parent = obj.get(PARENT_KEY)
-        kind = gid_type(gid) if isinstance(gid, str) else None
+        if not self._opened:
+            raise RuntimeError("use BulkReassembler as a context manager")
+        loads = orjson.loads
+        dumps = orjson.dumps
+        exact = exact_copy  # a local name: this loop runs once per line
+        by_type = self._by_type
         res = self.resource
-        if res.parent_field:
-            if kind == res.parent_node_type and parent is None:
-                self.parent_lines += 1
-                return
-            if kind == res.node_type:
-                self._add_root(gid, obj, line)
-                return
-        elif parent is None:
-            self._add_root(gid, obj, line)
-            return
-        if parent is None:
-            raise IntegrityError(f"bulk result line {self.lines}: {gid!r} is neither a record nor a child")
-        conn = self._by_type.get(kind or "")
-        if conn is None:
-            if len(self._flat) != 1:
-                raise IntegrityError(
-                    f"bulk result line {self.lines}: cannot tell which nested connection of "
-                    f"{res.name} holds {gid!r} (known node types: {', '.join(sorted(self._by_type))})"
-                )
-            conn = 0  # only one nested connection: it must be that one
-        nc = self._flat[conn]
-        self._children.append((self.lines, gid if isinstance(gid, str) else None, parent, conn, nc.depth, line))
-        if len(self._children) >= _BATCH:
-            self._flush()
+        parent_field = res.parent_field
+        one_connection = len(self._flat) == 1
+        child_fields = self._child_fields
+        budget = self.memory_budget
+        for line in lines:
+            if len(line) <= 2 and not line.strip():  # blank (a trailing newline); cheap test first
+                continue
+            self.lines += 1
+            self.object_count += 1
+            seq = self.lines
+            try:
+                obj = loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise BulkFileError(f"bulk result line {seq} is not JSON: {exc}", line=seq) from exc
+            if type(obj) is not dict:
+                raise BulkFileError(f"bulk result line {seq} is not a JSON object", line=seq)
+            parent = obj.pop(PARENT_KEY, None)
+            gid = obj.get("id")
+            if parent_field:
+                kind = gid_type(gid) if isinstance(gid, str) else None
+                if kind == res.parent_node_type and parent is None:
+                    self.parent_lines += 1
+                    continue
+                if kind == res.node_type:
+                    self._add_root(seq, gid, obj)
+                    continue
+            elif parent is None:
+                self._add_root(seq, gid, obj)
+                continue
+            else:
+                kind = gid_type(gid) if isinstance(gid, str) else None
+            if not isinstance(parent, str) or not parent:
+                what = "is neither a record nor a child" if parent is None else f"has a {PARENT_KEY} that is not an id"
+                raise BulkFileError(f"bulk result line {seq}: {gid!r} {what}", line=seq)
+            conn = by_type.get(kind or "")
+            if conn is None:
+                if not one_connection:
+                    raise BulkFileError(
+                        f"bulk result line {seq}: cannot tell which nested connection of "
+                        f"{res.name} holds {gid!r} (known node types: {', '.join(sorted(by_type))})",
+                        line=seq,
+                    )
+                conn = 0  # only one nested connection: it must be that one
+            fields = child_fields[conn]
+            text = record_template(obj, fields) if fields else exact(dumps(obj, option=_SORT))
+            child_id = gid if isinstance(gid, str) else None
+            if self._db is not None:
+                self._queue_child(seq, conn, child_id, parent, text)
+                continue
+            kids = self._mem_children.get(parent)
+            if kids is None:
+                self._mem_children[parent] = kids = []
+            kids.append((seq, conn, child_id, text))
+            self._held += len(text) + _ENTRY_OVERHEAD
+            if self._held > budget:
+                self._spill()
 
-    def _add_root(self, gid, obj: dict, line: bytes) -> None:
+    def _add_root(self, seq: int, gid: object, obj: dict[str, Any]) -> None:
         if not isinstance(gid, str) or not gid:
-            raise IntegrityError(f"bulk result line {self.lines}: a record without an id")
+            raise BulkFileError(f"bulk result line {seq}: a record without an id", line=seq)
         self.root_lines += 1
-        self._roots.append((gid, self.lines, obj.get("updatedAt") or "", line))
-        if len(self._roots) >= _BATCH:
-            self._flush()
+        fields = self._root_fields
+        text = record_template(obj, fields) if fields else exact_copy(orjson.dumps(obj, option=_SORT))
+        updated_at = obj.get("updatedAt") or ""
+        if not isinstance(updated_at, str):
+            updated_at = str(updated_at)
+        if self._db is not None:
+            self._roots.append((gid, seq, updated_at, *self._data.append(text)))
+            if len(self._roots) >= _BATCH:
+                self._flush()
+            return
+        earlier = self._mem_roots.get(gid)
+        if earlier is not None:
+            if updated_at < earlier[1]:  # an older copy (ISO 8601 UTC timestamps compare as text)
+                return
+            self._held -= len(earlier[2]) + _ENTRY_OVERHEAD
+        self._mem_roots[gid] = (seq, updated_at, text)
+        self._held += len(text) + _ENTRY_OVERHEAD
+        if self._held > self.memory_budget:
+            self._spill()
 
     def _flush(self) -> None:
-        assert self._db is not None, "use BulkReassembler as a context manager"
+        assert self._db is not None
         try:
             if self._roots:
                 # ISO 8601 UTC timestamps of one format compare as text.
                 self._db.executemany(
-                    "INSERT INTO roots (id, seq, updated_at, line) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
-                    " SET seq = excluded.seq, updated_at = excluded.updated_at, line = excluded.line"
+                    "INSERT INTO roots (id, seq, updated_at, off, len) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
+                    " SET seq = excluded.seq, updated_at = excluded.updated_at, off = excluded.off, len = excluded.len"
                     " WHERE excluded.updated_at >= roots.updated_at",
                     self._roots,
                 )
                 self._roots.clear()
             if self._children:
                 self._db.executemany(
-                    "INSERT INTO children (seq, id, parent_id, conn, depth, line) VALUES (?, ?, ?, ?, ?, ?)",
-                    self._children,
+                    "INSERT INTO children (seq, root_id, conn, id, off, len) VALUES (?, ?, ?, ?, ?, ?)", self._children
                 )
                 self._children.clear()
+            if self._grandchildren:
+                self._db.executemany(
+                    "INSERT INTO grandchildren (seq, conn, id, parent_id, off, len) VALUES (?, ?, ?, ?, ?, ?)",
+                    self._grandchildren,
+                )
+                self._grandchildren.clear()
         except sqlite3.Error as exc:
             raise StorageError(f"{self.spill_path}: cannot write the bulk spill file: {exc}") from exc
 
+    # -- the end of the file: counts and orphans, before any record --------------------------
     def _finalize(self) -> None:
         if self._finalized:
             return
-        self._flush()
-        db = self._db
-        assert db is not None
-        try:
-            # Attach every child to its record: depth 1 directly, depth 2 through its parent child.
-            db.execute("UPDATE children SET root_id = parent_id WHERE depth = 1 AND parent_id IN (SELECT id FROM roots)")
-            db.execute("CREATE INDEX children_id ON children (id) WHERE depth = 1")
-            db.execute(
-                "UPDATE children SET root_id = (SELECT p.root_id FROM children p WHERE p.depth = 1 AND p.id = children.parent_id)"
-                " WHERE depth = 2"
-            )
-            db.execute("CREATE INDEX children_root ON children (root_id, seq)")
-            self.root_count = db.execute("SELECT count(*) FROM roots").fetchone()[0]
-            self.duplicate_roots = self.root_lines - self.root_count
-            self.orphan_count = db.execute("SELECT count(*) FROM children WHERE root_id IS NULL").fetchone()[0]
-            self.orphan_sample = [
-                r[0]
-                for r in db.execute(
-                    "SELECT DISTINCT parent_id FROM children WHERE root_id IS NULL LIMIT ?", (_ORPHAN_SAMPLE,)
-                )
-            ]
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.spill_path}: cannot index the bulk spill file: {exc}") from exc
+        if self._db is not None:
+            first, sample = self._finalize_spilled()
+        else:
+            first, sample = self._finalize_memory()
         self._finalized = True
+        self.duplicate_roots = self.root_lines - self.root_count
+        self.orphan_sample = sample
+        if first is not None:
+            self.first_orphan_line = int(first[0])
+        if self.orphan_count and self.strict and first is not None:
+            seq, gid, parent_id = first
+            raise BulkFileError(
+                f"bulk result line {seq}: {gid!r} is a child of {parent_id!r}, which is not in the file "
+                f"({self.orphan_count} such line{'s' if self.orphan_count != 1 else ''}); "
+                "its record would be written without it",
+                line=int(seq),
+            )
         if self.orphan_count:
             log.warning(
                 "bulk result for %s: %d child lines whose parent is not in the file (parents %s)",
@@ -222,69 +360,197 @@ class BulkReassembler:
                 ", ".join(self.orphan_sample),
             )
 
-    # -- output -------------------------------------------------------------------------------
-    def records(self) -> Iterator[dict]:
-        """Complete records, ordered by id, each with its nested lists in file order."""
-        self._finalize()
+    def _finalize_memory(self) -> tuple[tuple[int, str | None, str] | None, list[str]]:
+        roots = self._mem_roots
+        children = self._mem_children
+        self.root_count = len(roots)
+        # A depth-1 child belongs to a record when its parent is one; a depth-2 child when its
+        # parent is such a depth-1 child. Everything else is an orphan.
+        owner: dict[str, str] = {}
+        depth = self._depth
+        if self._has_depth2:
+            for parent, kids in children.items():
+                if parent in roots:
+                    for _seq, conn, gid, _text in kids:
+                        if gid and depth[conn] == 1:
+                            owner.setdefault(gid, parent)
+        orphans: list[tuple[int, str | None, str]] = []
+        sample: list[str] = []
+        for parent, kids in children.items():
+            for seq, conn, gid, _text in kids:
+                ok = parent in roots if depth[conn] == 1 else parent in owner
+                if not ok:
+                    orphans.append((seq, gid, parent))
+                    if parent not in sample and len(sample) < _ORPHAN_SAMPLE:
+                        sample.append(parent)
+        self.orphan_count = len(orphans)
+        self._owner = owner
+        return (min(orphans) if orphans else None), sample
+
+    def _finalize_spilled(self) -> tuple[tuple[int, str | None, str] | None, list[str]]:
+        self._flush()
+        self._data.flush()
         db = self._db
         assert db is not None
-        roots = db.execute("SELECT id, line FROM roots ORDER BY id")
-        children = db.execute(
-            "SELECT root_id, conn, id, parent_id, line FROM children WHERE root_id IS NOT NULL ORDER BY root_id, seq"
-        )
-        pending = children.fetchone()
-        for root_id, line in roots:
-            rows = []
-            # Both cursors walk in root id order, so this is a merge join.
-            while pending is not None and pending[0] < root_id:
-                pending = children.fetchone()  # cannot happen: root_id references a root
-            while pending is not None and pending[0] == root_id:
-                rows.append(pending)
-                pending = children.fetchone()
-            yield self._assemble(line, rows)
-
-    def _assemble(self, line: bytes, rows: list[tuple]) -> dict:
-        record = orjson.loads(line)
-        record.pop(PARENT_KEY, None)
-        for nc in self.resource.nested:
-            record[nc.field] = []
-        by_id: dict[str, dict] = {}
-        depth2 = []
-        for _root_id, conn, gid, _parent, child_line in rows:
-            nc = self._flat[conn]
-            if nc.depth == 2:
-                depth2.append((nc, gid, _parent, child_line))
-                continue
-            child = orjson.loads(child_line)
-            child.pop(PARENT_KEY, None)
-            for sub in nc.children:
-                child[sub.field] = []
-            _place(record[nc.field], by_id, gid, child)
-        seen: dict[str, dict] = {}
-        for nc, gid, parent_id, child_line in depth2:
-            grandchild = orjson.loads(child_line)
-            grandchild.pop(PARENT_KEY, None)
-            siblings = by_id.get(parent_id, {}).get(nc.field)
-            if siblings is None:
-                raise IntegrityError(
-                    f"bulk result: {grandchild.get('id')!r} ({nc.node_type}) is under {parent_id!r}, "
-                    f"which is not a {nc.parent_type} of {self.resource.name}"
+        try:
+            db.execute("CREATE INDEX children_root ON children (root_id, seq)")
+            if self._has_depth2:
+                db.execute("CREATE INDEX children_id ON children (id)")
+                db.execute(
+                    "UPDATE grandchildren SET root_id = (SELECT c.root_id FROM children c, roots r"
+                    " WHERE c.id = grandchildren.parent_id AND r.id = c.root_id)"
                 )
-            _place(siblings, seen, gid, grandchild)
-        return record
+                db.execute("CREATE INDEX grandchildren_root ON grandchildren (root_id, seq)")
+            self.root_count = db.execute("SELECT count(*) FROM roots").fetchone()[0]
+            self.orphan_count = db.execute(f"SELECT count(*) FROM ({ORPHANS})").fetchone()[0]  # noqa: S608
+            first = None
+            sample: list[str] = []
+            if self.orphan_count:
+                rows = db.execute(f"SELECT seq, id, parent_id FROM ({ORPHANS}) ORDER BY seq").fetchall()  # noqa: S608
+                first = tuple(rows[0])
+                for _seq, _gid, parent in rows:
+                    if parent not in sample:
+                        sample.append(parent)
+                        if len(sample) >= _ORPHAN_SAMPLE:
+                            break
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.spill_path}: cannot index the bulk spill file: {exc}") from exc
+        return first, sample
 
+    # -- output -------------------------------------------------------------------------------
+    def texts(self) -> Iterator[tuple[str, str | None, bytes]]:
+        """Complete records as ``(id, updatedAt, JSON text)``, ordered by id, each with its nested
+        lists in file order. The text is what :func:`~shopsync.engine.records.serialize` gives
+        the record (sorted keys, compact); no record is parsed again."""
+        self._finalize()
+        if self._db is None:
+            yield from self._texts_memory()
+        else:
+            yield from self._texts_spilled()
 
-def _place(siblings: list[dict], by_id: dict[str, dict], gid: str | None, node: dict) -> None:
-    """Append ``node`` to ``siblings``, or, when its id was seen (the record was exported twice),
-    put its newer content in the place of the earlier copy."""
-    earlier = by_id.get(gid) if gid else None
-    if earlier is None:
-        siblings.append(node)
-        if gid:
-            by_id[gid] = node
-        return
-    earlier.clear()
-    earlier.update(node)
+    def records(self) -> Iterator[dict]:
+        """Complete records as dictionaries (:meth:`texts`, parsed), ordered by id."""
+        for _gid, _updated_at, text in self.texts():
+            yield orjson.loads(text)
+
+    def _texts_memory(self) -> Iterator[tuple[str, str | None, bytes]]:
+        roots = self._mem_roots
+        children = self._mem_children
+        owner = self._owner
+        depth = self._depth
+        grand: dict[str, list[tuple[int, int, str | None, str, bytes]]] = {}
+        if self._has_depth2:
+            for parent, kids in children.items():
+                root = owner.get(parent)
+                if root is None:
+                    continue
+                for seq, conn, gid, text in kids:
+                    if depth[conn] == 2:
+                        grand.setdefault(root, []).append((seq, conn, gid, parent, text))
+        for gid in sorted(roots):
+            _seq, updated_at, template = roots.pop(gid)
+            kids = children.pop(gid, [])
+            d1 = [(conn, cid, text) for _s, conn, cid, text in kids if depth[conn] == 1]
+            d2 = []
+            if gid in grand:
+                d2 = [(conn, cid, parent, text) for _s, conn, cid, parent, text in sorted(grand.pop(gid))]
+            yield gid, updated_at or None, self._build(template, d1, d2)
+
+    def _texts_spilled(self) -> Iterator[tuple[str, str | None, bytes]]:
+        db = self._db
+        assert db is not None
+        read = self._data.read
+        roots = db.execute("SELECT id, updated_at, off, len FROM roots ORDER BY id")
+        children = iter(db.execute("SELECT root_id, conn, id, off, len FROM children ORDER BY root_id, seq"))
+        pending = next(children, None)
+        gcur = None
+        gpending = None
+        if self._has_depth2:
+            gcur = db.cursor().execute(
+                "SELECT root_id, conn, id, parent_id, off, len FROM grandchildren WHERE root_id IS NOT NULL"
+                " ORDER BY root_id, seq"
+            )
+            gpending = gcur.fetchone()
+        for gid, updated_at, off, length in roots:
+            d1 = []
+            # Both cursors walk in id order, so this is a merge join; children of ids that are
+            # not roots (orphans, already counted) are passed over.
+            while pending is not None and pending[0] < gid:
+                pending = next(children, None)
+            while pending is not None and pending[0] == gid:
+                d1.append((pending[1], pending[2], read(pending[3], pending[4])))
+                pending = next(children, None)
+            d2 = []
+            if gcur is not None:
+                while gpending is not None and gpending[0] < gid:
+                    gpending = gcur.fetchone()
+                while gpending is not None and gpending[0] == gid:
+                    d2.append((gpending[1], gpending[2], gpending[3], read(gpending[4], gpending[5])))
+                    gpending = gcur.fetchone()
+            yield gid, updated_at or None, self._build(read(off, length), d1, d2)
+
+    def _build(
+        self,
+        template: bytes,
+        d1: list[tuple[int, str | None, bytes]],
+        d2: list[tuple[int, str | None, str, bytes]],
+    ) -> bytes:
+        """One record's text: its template with every child text in its slot."""
+        if not self._root_fields:
+            return template
+        texts: list[list[bytes]] = [[] for _ in self._root_fields]
+        # A child id seen twice (its record exported twice) keeps its later text in the place
+        # of its first: where the first copy is, by id.
+        place: dict[str, tuple[int, int]] = {}
+        slot_of = self._slot
+        for conn, cid, text in d1:
+            slot = slot_of[conn]
+            siblings = texts[slot]
+            if cid:
+                where = place.get(cid)
+                if where is not None:
+                    texts[where[0]][where[1]] = text
+                    continue
+                place[cid] = (slot, len(siblings))
+            siblings.append(text)
+        if d2:
+            # Grandchildren go into their parent child's template (by the parent's id).
+            under: dict[str, list[list[bytes]]] = {}
+            seen: set[str] = set()
+            gplace: dict[str, tuple[str, int, int]] = {}
+            for conn, cid, parent_id, text in d2:
+                where = place.get(parent_id)
+                nc = self._flat[conn]
+                parent_conn = self._root_conns[where[0]] if where is not None else None
+                if parent_conn is None or nc not in parent_conn.children:
+                    raise BulkFileError(
+                        f"bulk result: {cid!r} ({nc.node_type}) is under {parent_id!r}, "
+                        f"which is not a {nc.parent_type} of {self.resource.name}"
+                    )
+                lists = under.get(parent_id)
+                if lists is None:
+                    under[parent_id] = lists = [[] for _ in self._child_fields[self._flat.index(parent_conn)]]
+                slot = slot_of[conn]
+                if cid:
+                    if cid in seen:
+                        g = gplace[cid]
+                        under[g[0]][g[1]][g[2]] = text
+                        continue
+                    seen.add(cid)
+                    gplace[cid] = (parent_id, slot, len(lists[slot]))
+                lists[slot].append(text)
+            for parent_id, lists in under.items():
+                s, i = place[parent_id]
+                texts[s][i] = fill_template(texts[s][i], lists)
+        # Depth-1 children with nested connections of their own but no grandchildren: empty lists.
+        if self._has_depth2:
+            for siblings in texts:
+                for i, text in enumerate(siblings):
+                    if SLOT in text:
+                        siblings[i] = fill_template(text, None)
+        return fill_template(template, texts)
+
 
 
 __all__ = ["BulkReassembler", "PARENT_KEY"]

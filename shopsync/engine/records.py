@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from shopsync.errors import IntegrityError
 from shopsync.queries import NestedConnection, Resource
+from shopsync.shopify.shape import Nested, PageShape
 from shopsync.timeutil import parse_ts
 
 #: Path to a list inside a record: field names and list indexes, e.g. ``("lineItems", 3, "taxLines")``.
@@ -43,7 +45,7 @@ class PendingDrain:
         return {"id": self.parent_id, "first": first, "after": self.after}
 
 
-def connection_nodes(value: Any, where: str = "connection") -> list[dict]:
+def connection_nodes(value: object, where: str = "connection") -> list[dict[str, Any]]:
     """The nodes of a connection value in either form (``edges { node }`` or ``nodes``)."""
     if value is None:
         return []
@@ -58,7 +60,7 @@ def connection_nodes(value: Any, where: str = "connection") -> list[dict]:
     raise IntegrityError(f"{where}: a connection without edges or nodes")
 
 
-def _next_cursor(value: Any, where: str) -> str | None:
+def _next_cursor(value: object, where: str) -> str | None:
     """``endCursor`` when the connection has more pages, else ``None``."""
     if not isinstance(value, Mapping):
         return None
@@ -144,6 +146,34 @@ def next_page(drain: PendingDrain, page: Mapping[str, Any]) -> PendingDrain | No
     return replace(drain, after=cursor) if cursor is not None else None
 
 
+def _nested_shapes(nested: Sequence[NestedConnection]) -> tuple[Nested, ...]:
+    return tuple(Nested(nc.field, _nested_shapes(nc.children)) for nc in nested)
+
+
+@lru_cache(maxsize=256)
+def page_shape(resource: Resource) -> PageShape:
+    """What a page of ``resource`` (:func:`shopsync.queries.builder.page_query`) must look like."""
+    nested = _nested_shapes(resource.nested)
+    if resource.parent_field:
+        # Paged under node(id: $parentId): a parent deleted meanwhile answers node: null.
+        return PageShape(path=("node", resource.root_field), nested=nested, vanishing=True)
+    # Under a singular object (shopifyPaymentsAccount), which is null in a shop without it.
+    return PageShape(path=resource.page_path, nested=nested, vanishing=bool(resource.root_path))
+
+
+@lru_cache(maxsize=256)
+def drain_shape(nested: NestedConnection) -> PageShape:
+    """What a page of :func:`shopsync.queries.builder.drain_query` for ``nested`` must look like."""
+    return PageShape(path=("node", nested.field), nested=_nested_shapes(nested.children), vanishing=True, node_id=False)
+
+
+def parents_shape(resource: Resource) -> PageShape:
+    """What a page of :func:`shopsync.queries.builder.parent_ids_query` must look like."""
+    if not resource.parent_field:
+        raise ValueError(f"{resource.name} is not paged under parents")
+    return PageShape(path=(resource.parent_field,))
+
+
 def record_id(data: Mapping[str, Any]) -> str:
     """The record's GID."""
     value = data.get("id")
@@ -176,9 +206,12 @@ __all__ = [
     "RecordPath",
     "append_drained",
     "connection_nodes",
+    "drain_shape",
     "gid_type",
     "next_page",
     "normalize_node",
+    "page_shape",
+    "parents_shape",
     "record_id",
     "record_updated_at",
     "serialize",

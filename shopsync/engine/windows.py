@@ -22,9 +22,9 @@ would end before it starts (a ``start_date`` in the future).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 from shopsync.timeutil import format_ts, parse_ts
 
@@ -37,6 +37,9 @@ def floor_second(dt: datetime) -> datetime:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).replace(microsecond=0)
 
+
+#: Windows without a lower bound start here when they must be split (Shopify was founded in 2006).
+SHOPIFY_EPOCH = datetime.fromisoformat("2006-01-01T00:00:00+00:00")
 
 @dataclass(frozen=True)
 class Window:
@@ -110,19 +113,22 @@ def split(window: Window, parts: int = 2, *, earliest: datetime | None = None) -
     return [Window(bounds[i], bounds[i + 1]) for i in range(parts)]  # type: ignore[arg-type]
 
 
-def choose_path(
-    estimated_records: int | None, *, threshold: int, is_backfill: bool
-) -> Literal["bulk", "paginated"]:
-    """Bulk for a backfill or an estimate above ``threshold``; otherwise paginated.
+def retry_window(start: datetime | None, end: datetime, failed_ends: Sequence[datetime], *, earliest: datetime) -> Window:
+    """The next export of the part ``[start, end]`` of a window after exports starting at ``start``
+    failed, their windows ending at ``failed_ends`` (none: the whole part).
 
-    An unknown estimate on an incremental window goes paginated: incremental windows are small by
-    construction, and a paginated read can start at once while a bulk operation queues.
+    A failed export proves nothing about what it covered (its file need not follow any order), so
+    the part is exported again from ``start``: the first half of the smallest failed window, the
+    other half following once that one is read. Each repeated failure halves again; a window too
+    short to cut (under two seconds) is exported whole again. ``earliest`` places the cut of a
+    window without a start (see :func:`split`).
     """
-    if is_backfill:
-        return "bulk"
-    if estimated_records is not None and estimated_records > threshold:
-        return "bulk"
-    return "paginated"
+    if not failed_ends:
+        return Window(start, end)
+    smallest = min(min(failed_ends), end)
+    if start is not None and smallest <= start:
+        smallest = end  # a failed window of ``start``'s one second: halve the whole part (a part that advances)
+    return split(Window(start, smallest), 2, earliest=earliest)[0]
 
 
 def committed_watermark(window: Window) -> datetime:
@@ -155,10 +161,10 @@ def watermark_from_state(text: str | None) -> datetime | None:
 
 __all__ = [
     "Window",
-    "choose_path",
     "committed_watermark",
     "floor_second",
     "next_window",
+    "retry_window",
     "split",
     "watermark_from_state",
     "watermark_to_state",

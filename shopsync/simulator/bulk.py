@@ -10,18 +10,15 @@ then ``COMPLETED`` (``url`` null when nothing matched), ``FAILED`` (``INTERNAL_S
 after ``bulkOperationCancel``, ``CANCELING`` → ``CANCELED``. A completed operation whose URL has
 expired reports ``EXPIRED``.
 
-Result files live in a temporary directory and are served by the simulator itself at a
-signed-looking URL (``…?Expires=<epoch>&Signature=<hmac>``). Downloads honour ``Range`` (206 and
-``Content-Range``) so a client can resume; an expired or forged URL answers 403 with an S3-like XML
-body, an unknown file 404.
+Result files live in a temporary directory and are served by the simulator itself
+(:mod:`shopsync.simulator.bulk_files`); the bulk rules a query must follow are
+:mod:`shopsync.simulator.bulk_query`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import math
 import secrets
@@ -33,181 +30,33 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from graphql import (
-    DocumentNode,
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    GraphQLObjectType,
-    GraphQLSchema,
-    InlineFragmentNode,
-    OperationDefinitionNode,
-    OperationType,
-    SelectionSetNode,
-    get_named_type,
-    is_abstract_type,
-    is_object_type,
-    parse,
-    validate,
-)
+from graphql import DocumentNode, GraphQLSchema
 
-from shopsync.cost import is_connection_type
-from shopsync.simulator.executor import BulkQueryError
+from shopsync.simulator.bulk_files import UrlSigner, abort_transport, s3_error, serve_file
+from shopsync.simulator.bulk_query import MAX_CONNECTION_DEPTH, MAX_CONNECTIONS, check_bulk_query
+from shopsync.simulator.exec_context import BulkQueryError
+from shopsync.simulator.executor import Executor
 from shopsync.simulator.faults import Faults
+from shopsync.simulator.hostile import corrupt_bulk_rows
 from shopsync.timeutil import format_ts, from_epoch
+
+__all__ = [
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTION_DEPTH",
+    "TERMINAL",
+    "BulkManager",
+    "BulkOperation",
+    "UrlSigner",
+    "abort_transport",
+    "check_bulk_query",
+]
 
 log = logging.getLogger(__name__)
 
-MAX_CONNECTIONS = 5
-MAX_CONNECTION_DEPTH = 2  # "a maximum nesting depth of two levels" (root connection + one nested)
 #: Rows written between two yields to the event loop (keeps the server responsive during exports).
 _CHUNK_ROWS = 500
-_READ_CHUNK = 64 * 1024
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "EXPIRED"})
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation (pure)
-# ---------------------------------------------------------------------------------------------
-class _Walker:
-    """Collects the connections of a bulk query and the rule violations found on the way."""
-
-    def __init__(self, schema: GraphQLSchema, document: DocumentNode) -> None:
-        self.schema = schema
-        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        self.node_iface = schema.get_type("Node")
-        self.connections: list[tuple[str, int]] = []  # (path, depth)
-        self.problems: list[str] = []
-
-    def fields(self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None) -> Iterator[FieldNode]:
-        if selection_set is None:
-            return
-        for sel in selection_set.selections:
-            if isinstance(sel, FieldNode):
-                yield sel
-            elif isinstance(sel, InlineFragmentNode):
-                yield from self.fields(parent, sel.selection_set)
-            elif isinstance(sel, FragmentSpreadNode):
-                frag = self.fragments.get(sel.name.value)
-                if frag is not None:
-                    yield from self.fields(parent, frag.selection_set)
-
-    def walk(self, parent: Any, selection_set: SelectionSetNode | None, path: str, depth: int) -> bool:
-        """Walk one object's selection; returns whether a connection lies below it."""
-        has_conn = False
-        for node in self.fields(parent, selection_set):
-            name = node.name.value
-            if name.startswith("__"):
-                continue
-            types = self.schema.get_possible_types(parent) if is_abstract_type(parent) else [parent]
-            field_def = next((t.fields[name] for t in types if name in t.fields), None)
-            if field_def is None:
-                continue  # schema validation already rejected it
-            named = get_named_type(field_def.type)
-            sub_path = f"{path}.{name}" if path else name
-            if is_connection_type(named):
-                has_conn = True
-                self.connection(named, node, sub_path, depth + 1)
-            elif is_object_type(named) or is_abstract_type(named):
-                has_conn |= self.walk(named, node.selection_set, sub_path, depth)
-        return has_conn
-
-    def connection(self, conn_type: Any, node: FieldNode, path: str, depth: int) -> None:
-        self.connections.append((path, depth))
-        if depth > MAX_CONNECTION_DEPTH:
-            self.problems.append(
-                f"Bulk queries cannot contain connections with a nesting depth greater than {MAX_CONNECTION_DEPTH}: {path}."
-            )
-        node_type = get_named_type(conn_type.fields["nodes"].type) if "nodes" in conn_type.fields else None
-        if node_type is None or (
-            self.node_iface is not None
-            and node_type is not self.node_iface
-            and not self.schema.is_sub_type(self.node_iface, node_type)  # type: ignore[arg-type]
-        ):
-            self.problems.append(f"The connection {path} does not return nodes implementing Node; bulk queries need Node connections.")
-            return
-        # The node selections: `nodes { … }` and `edges { node { … } }`.
-        node_selections: list[SelectionSetNode | None] = []
-        for sub in self.fields(conn_type, node.selection_set):
-            if sub.name.value == "nodes":
-                node_selections.append(sub.selection_set)
-            elif sub.name.value == "edges":
-                edge_type = get_named_type(conn_type.fields["edges"].type)
-                for e in self.fields(edge_type, sub.selection_set):  # type: ignore[arg-type]
-                    if e.name.value == "node":
-                        node_selections.append(e.selection_set)
-        for sel in node_selections:
-            nested = self.walk(node_type, sel, path, depth)
-            if nested and not any(f.name.value == "id" for f in self.fields(node_type, sel)):  # type: ignore[arg-type]
-                self.problems.append(
-                    f"The parent 'node' field for a nested connection must select the 'id' field. Connection fields without 'id': {path}."
-                )
-
-
-def check_bulk_query(schema: GraphQLSchema, query: str) -> tuple[DocumentNode | None, list[str]]:
-    """Parse, validate and check ``query`` against Shopify's bulk rules.
-
-    Returns the document and an empty list, or ``None`` and the messages for ``userErrors``.
-    """
-    try:
-        document = parse(query)
-    except GraphQLError as exc:
-        return None, [f"Invalid bulk query: {exc.message}"]
-    errors = validate(schema, document)
-    if errors:
-        return None, [f"Invalid bulk query: {e.message}" for e in errors]
-    ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if len(ops) != 1 or ops[0].operation != OperationType.QUERY:
-        return None, ["Invalid bulk query: a bulk query must contain exactly one query operation."]
-    op = ops[0]
-    if op.variable_definitions:
-        return None, ["Invalid bulk query: bulk queries cannot use variables."]
-    walker = _Walker(schema, document)
-    root = schema.query_type
-    problems: list[str] = []
-    for top in walker.fields(root, op.selection_set):  # type: ignore[arg-type]
-        if top.name.value in ("node", "nodes"):
-            problems.append(f"Bulk queries cannot contain a top level `{top.name.value}` field.")
-    walker.walk(root, op.selection_set, "", 0)
-    problems.extend(walker.problems)
-    if not walker.connections:
-        problems.append("Bulk queries must contain at least one connection.")
-    elif len(walker.connections) > MAX_CONNECTIONS:
-        problems.append(f"Bulk queries cannot contain more than {MAX_CONNECTIONS} connections.")
-    return (None, problems) if problems else (document, [])
-
-
-# ---------------------------------------------------------------------------------------------
-# Signed result URLs (pure)
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class UrlSigner:
-    """HMAC signatures over a file path and its expiry, like a cloud store's signed URL."""
-
-    key: bytes
-
-    def signature(self, path: str, expires: int) -> str:
-        return hmac.new(self.key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
-
-    def sign(self, base_url: str, path: str, expires: int) -> str:
-        return f"{base_url}{path}?Expires={expires}&Signature={self.signature(path, expires)}"
-
-    def check(self, path: str, expires: str | None, signature: str | None, now: float) -> str | None:
-        """``None`` when the URL may be served, else an S3-like error code."""
-        if not expires or not signature or not expires.isdigit():
-            return "AccessDenied"
-        if not hmac.compare_digest(self.signature(path, int(expires)), signature):
-            return "SignatureDoesNotMatch"
-        if now >= int(expires):
-            return "ExpiredRequest"
-        return None
-
-
-def _s3_error(status: int, code: str, message: str) -> web.Response:
-    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
-    return web.Response(status=status, text=body, content_type="application/xml")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +101,7 @@ class BulkManager:
         *,
         shop_name: str,
         schema: GraphQLSchema,
-        executor: Any,
+        executor: Executor,
         faults: Faults,
         directory: Path,
         signer: UrlSigner,
@@ -262,13 +111,14 @@ class BulkManager:
         max_concurrent: int,
         url_ttl: float,
         cancel_delay: float,
+        start_delay: float = 0.0,
     ) -> None:
         self.shop_name = shop_name
         self.schema = schema
         self.executor = executor
         self.faults = faults
-        #: Operations by status reached (CREATED, COMPLETED, FAILED, CANCELED), and the download
-        #: counters (downloads, downloads_cut, download_bytes).
+        #: Operations by status reached (CREATED, COMPLETED, FAILED, CANCELED), the most RUNNING at
+        #: once (max_concurrent), and the download counters (downloads, downloads_cut, download_bytes).
         self.stats: Counter[str] = Counter()
         self.directory = directory
         self.signer = signer
@@ -278,6 +128,7 @@ class BulkManager:
         self.max_concurrent = max_concurrent
         self.url_ttl = url_ttl
         self.cancel_delay = cancel_delay
+        self.start_delay = start_delay
         #: Set by the shop: the scope a document needs but the app lacks, or ``None``.
         self.denied_scope: Callable[[DocumentNode], str | None] = lambda _doc: None
         self.operations: dict[int, BulkOperation] = {}
@@ -394,7 +245,7 @@ class BulkManager:
             return _payload(None, [_user_error(["query"], p, "INVALID") for p in problems])
         try:
             # Refuses (before reading anything) what the simulator cannot export, e.g. a bad search.
-            rows = self.executor.bulk_rows(document, group_objects=group)
+            rows = self.executor.bulk_rows(document, group_objects=group, root_order=self.faults.settings.bulk_order)
         except BulkQueryError as exc:
             messages = [e.get("message", str(exc)) for e in exc.errors] or [str(exc)]
             return _payload(None, [_user_error(["query"], f"Invalid bulk query: {m}", "INVALID") for m in messages])
@@ -427,7 +278,7 @@ class BulkManager:
         return {"__typename": "BulkOperationCancelPayload", "bulkOperation": self.to_node(op), "userErrors": []}
 
     # -- the run task ---------------------------------------------------------------------------
-    async def _run(self, op: BulkOperation, document: DocumentNode, rows: Iterator[dict]) -> None:
+    async def _run(self, op: BulkOperation, document: DocumentNode, clean_rows: Iterator[dict]) -> None:
         loop = asyncio.get_running_loop()
         if self.denied_scope(document) is not None:
             # Shopify accepts the operation and fails it: "run the query normally to see which field".
@@ -435,6 +286,10 @@ class BulkManager:
             self._finish(op, "FAILED", error_code="ACCESS_DENIED")
             return
         failure = self.faults.take_bulk_failure()
+        bad_line = self.faults.take("bulk_bad_line")
+        rows: Iterator[dict | bytes] = iter(clean_rows)
+        if bad_line is not None:  # counted when armed; "bad_lines" counts those actually written
+            rows = corrupt_bulk_rows(clean_rows, bad_line, lambda: self.stats.update(("bad_lines",)))
         try:
             fail_at: int | None = None
             if failure is not None:
@@ -445,8 +300,15 @@ class BulkManager:
                     if i % 5000 == 4999:
                         await asyncio.sleep(0)
                 fail_at = math.floor(total * failure.after)
+            if self.start_delay > 0 and not op.cancel_requested:
+                # Queued at Shopify: CREATED for a while, a cancel ends the wait at once.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(op.cancel_event.wait(), self.start_delay)
             if not op.cancel_requested:
                 op.status = "RUNNING"
+                # The most operations seen RUNNING at once (the 5-slot limit is on these).
+                running = sum(1 for o in self.operations.values() if o.status == "RUNNING")
+                self.stats["max_concurrent"] = max(self.stats["max_concurrent"], running)
             rate = self.objects_per_second
             # About 50 ms of rows per chunk, so the counts grow smoothly at the simulated speed.
             chunk_rows = max(1, min(_CHUNK_ROWS, int(rate * 0.05))) if rate > 0 else _CHUNK_ROWS
@@ -461,6 +323,9 @@ class BulkManager:
                         if fail_at is not None and op.object_count + len(lines) >= fail_at:
                             done = True
                             break
+                        if isinstance(row, bytes):  # a hostile line, written as it is
+                            lines.append(row)
+                            continue
                         lines.append(orjson.dumps(row))
                         if "__parentId" not in row:
                             op.root_object_count += 1
@@ -526,60 +391,13 @@ class BulkManager:
         name = request.match_info["name"]
         op = next((o for o in self.operations.values() if o.path.name == name and o.has_file), None)
         if op is None:
-            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+            return s3_error(404, "NoSuchKey", "The specified key does not exist.")
         problem = self.signer.check(self.file_path(op), request.query.get("Expires"), request.query.get("Signature"), self.clock())
         if problem == "ExpiredRequest":
-            return _s3_error(403, "AccessDenied", "Request has expired")
+            return s3_error(403, "AccessDenied", "Request has expired")
         if problem is not None:
-            return _s3_error(403, problem, "The request signature we calculated does not match the signature you provided.")
-        size = op.path.stat().st_size
-        try:
-            rng = request.http_range
-        except ValueError:
-            return _s3_error(416, "InvalidRange", "The requested range is not satisfiable")
-        start = rng.start or 0
-        if start < 0:  # suffix range: the last -start bytes
-            start = max(0, size + start)
-        stop = size if rng.stop is None else min(rng.stop, size)
-        partial = rng.start is not None or rng.stop is not None
-        if partial and (start >= size or stop <= start):
-            resp = _s3_error(416, "InvalidRange", "The requested range is not satisfiable")
-            resp.headers["Content-Range"] = f"bytes */{size}"
-            return resp
-        resp = web.StreamResponse(status=206 if partial else 200)
-        resp.content_type = "application/jsonl"
-        resp.content_length = stop - start
-        resp.headers["Accept-Ranges"] = "bytes"
-        resp.headers["ETag"] = f'"{op.gid.rsplit("/", 1)[-1]}-{size}"'
-        if partial:
-            resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-        self.stats["downloads"] += 1
-        cut = self.faults.take_download_cut()
-        send_until = stop if cut is None else start + math.floor((stop - start) * cut)
-        await resp.prepare(request)
-        with op.path.open("rb") as f:
-            f.seek(start)
-            pos = start
-            while pos < send_until:
-                chunk = f.read(min(_READ_CHUNK, send_until - pos))
-                if not chunk:
-                    break
-                await resp.write(chunk)
-                pos += len(chunk)
-        self.stats["download_bytes"] += pos - start
-        if cut is not None:
-            self.stats["downloads_cut"] += 1
-            abort_transport(request)
-            return resp
-        await resp.write_eof()
-        return resp
-
-
-def abort_transport(request: web.Request) -> None:
-    """Drop the TCP connection under a response already started (the client sees a cut body)."""
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
+            return s3_error(403, problem, "The request signature we calculated does not match the signature you provided.")
+        return await serve_file(request, op.path, etag_id=op.gid.rsplit("/", 1)[-1], stats=self.stats, faults=self.faults)
 
 
 def _cursor(op: BulkOperation) -> str:

@@ -21,7 +21,14 @@ kind               what the client receives                                bucke
 =================  ======================================================  =================
 
 Bulk and download faults are deterministic switches with an optional budget of occurrences
-(``bulk_fail_count``, ``download_cut_count``) so that a retry can succeed.
+(``bulk_fail_count``, ``download_cut_count``) so that a retry can succeed. ``bulk_order`` changes
+the order of every export's root rows (:mod:`shopsync.simulator.bulk_rows`).
+
+Hostile answers (issue 10; ``HOSTILE_MODES``: ``redirect``, ``cursor``, ``bad_data``,
+``retry_status``, ``throttle_status``, ``huge_body``, ``bulk_bad_line``) are deterministic too:
+each fires on every applicable request, or only the next ``<mode>_count`` ones, and only for
+GraphQL requests whose operation or root field is ``<mode>_match`` when that is set. What each
+one answers is :mod:`shopsync.simulator.hostile`; :meth:`Faults.take` decides and counts.
 """
 
 from __future__ import annotations
@@ -29,13 +36,13 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from shopsync.errors import ConfigError
-from shopsync.simulator.config import BULK_FAILURES, FaultConfig
+from shopsync.simulator.config import BULK_FAILURES, HOSTILE_MODES, FaultConfig
 
 #: Request faults in the order the dice walk them (one roll per request, cumulative rates).
 REQUEST_FAULTS: tuple[str, ...] = (
@@ -93,6 +100,7 @@ class Faults:
         self.injected: Counter[str] = Counter()
         self._bulk_fail_left = config.bulk_fail_count
         self._download_cut_left = config.download_cut_count
+        self._hostile_left: dict[str, int | None] = {m: getattr(config, f"{m}_count") for m in HOSTILE_MODES}
 
     @property
     def settings(self) -> FaultConfig:
@@ -109,28 +117,34 @@ class Faults:
         for name, value in changes.items():
             if isinstance(value, float | int) and not isinstance(value, bool) and value < 0:
                 raise ConfigError(f"simulator faults: {name} must not be negative")
-        self._settings = dataclasses.replace(self._settings, **changes)
+            if isinstance(value, list):  # from the JSON control endpoint
+                changes[name] = tuple(value)
+        self._settings = dataclasses.replace(self._settings, **changes)  # FaultConfig checks the values
         # A new count (or a new kind of failure) starts a fresh budget of occurrences.
         if "bulk_fail_count" in changes or "bulk_fail" in changes:
             self._bulk_fail_left = self._settings.bulk_fail_count
         if "download_cut_count" in changes or "download_cut" in changes:
             self._download_cut_left = self._settings.download_cut_count
+        for mode in HOSTILE_MODES:
+            if mode in changes or f"{mode}_count" in changes:
+                self._hostile_left[mode] = getattr(self._settings, f"{mode}_count")
 
     def reset(self) -> None:
         """Back to no faults at all (not to the configured ones)."""
         self._settings = FaultConfig(seed=self._initial.seed)
         self._bulk_fail_left = None
         self._download_cut_left = None
+        self._hostile_left = dict.fromkeys(HOSTILE_MODES)
 
     @contextmanager
     def override(self, **changes: Any) -> Iterator[Faults]:
         """``with shop.faults.override(http_503=1.0): …`` — switches restored on exit."""
-        saved = (self._settings, self._bulk_fail_left, self._download_cut_left)
+        saved = (self._settings, self._bulk_fail_left, self._download_cut_left, dict(self._hostile_left))
         self.set(**changes)
         try:
             yield self
         finally:
-            self._settings, self._bulk_fail_left, self._download_cut_left = saved
+            self._settings, self._bulk_fail_left, self._download_cut_left, self._hostile_left = saved
 
     # -- decisions (each applied decision is counted) ---------------------------------------
     def roll_request(self) -> RequestFault | None:
@@ -169,9 +183,38 @@ class Faults:
         self.injected["download_cut"] += 1
         return min(max(s.download_cut_at, 0.0), 1.0)
 
+    def take(
+        self,
+        mode: str,
+        names: Callable[[], frozenset[str]] | None = None,
+        *,
+        applies: Callable[[Any], bool] | None = None,
+    ) -> Any:
+        """The value of hostile switch ``mode`` if it fires now (uses one of ``<mode>_count``), else ``None``.
+
+        ``names`` gives the request's operation and root field names, checked against
+        ``<mode>_match`` (a request without names never matches); ``applies`` says whether the
+        answer at hand can carry the fault (an answer without a connection cannot repeat a cursor),
+        so an inapplicable answer neither fires nor uses the budget.
+        """
+        value = getattr(self._settings, mode)
+        if not value or self._hostile_left[mode] == 0:
+            return None
+        match = getattr(self._settings, f"{mode}_match", None)
+        if match is not None and (names is None or match not in names()):
+            return None
+        if applies is not None and not applies(value):
+            return None
+        left = self._hostile_left[mode]
+        if left is not None:
+            self._hostile_left[mode] = left - 1
+        self.injected[mode] += 1
+        return value
+
     def delay_for_slow(self, time_scale: float) -> float:
         return self._settings.slow_seconds / time_scale
 
     def __repr__(self) -> str:
-        active = {k: v for k, v in dataclasses.asdict(self._settings).items() if v and k not in ("retry_after", "slow_seconds", "bulk_fail_after", "download_cut_at", "seed")}
+        quiet = ("retry_after", "slow_seconds", "bulk_fail_after", "download_cut_at", "seed", "redirect_on", "throttle_status_fields")
+        active = {k: v for k, v in dataclasses.asdict(self._settings).items() if v and k not in quiet and (k, v) != ("bulk_order", "sorted")}
         return f"Faults({active})"

@@ -5,7 +5,10 @@ the time scale: ``orders_per_day × time_scale`` orders are created per real day
 second ``orders_per_day × time_scale / 86400``). For each created order ``update_ratio`` existing
 records are updated (orders 70 %, products, customers and inventory levels 10 % each) and
 ``delete_ratio`` records deleted (orders 95 %, collections 5 %; see ``_DELETE_WEIGHTS`` for why
-not customers or products; each deletion records a ``destroy`` event). Fractions carry over between steps, so the long-run
+not customers or products; each deletion records a ``destroy`` event). ``delete_weights`` widens
+deletions to every resource Shopify lets one delete (variants, customers without orders, inventory
+items and levels, locations — the last three without an event), and ``hidden_updates`` hides that
+share of updates from the search index for good (the drift only reconciliation repairs). Fractions carry over between steps, so the long-run
 rates are exact whatever the step interval. Every ``burst_every / time_scale`` real seconds,
 ``burst_size`` existing orders are updated with one shared updatedAt second — the pagination
 stress Shopify produces when a merchant bulk-edits.
@@ -45,6 +48,7 @@ class MutatorCounters:
     created: int = 0
     updated: int = 0
     deleted: int = 0
+    hidden_updates: int = 0
     bursts: int = 0
     burst_updates: int = 0
 
@@ -131,12 +135,13 @@ class Mutator:
         for _ in range(updates):
             gid = self._pick(_UPDATE_WEIGHTS)
             if gid is not None:
-                store.update(gid, at=now)
+                # Drawn only when the switch is on, so the default sequence of choices is unchanged.
+                hidden = cfg.hidden_updates > 0 and self._rng.random() < cfg.hidden_updates
+                store.update(gid, at=now, hidden=hidden)
                 did.updated += 1
+                did.hidden_updates += hidden
         for _ in range(deletes):
-            gid = self._pick(_DELETE_WEIGHTS)
-            if gid is not None:
-                store.delete(gid, at=now)
+            if self._delete_one(cfg.delete_weights or _DELETE_WEIGHTS, now):
                 did.deleted += 1
         if cfg.burst_every > 0 and cfg.burst_size > 0:
             interval = cfg.burst_every / self.time_scale
@@ -153,9 +158,50 @@ class Mutator:
         c.created += did.created
         c.updated += did.updated
         c.deleted += did.deleted
+        c.hidden_updates += did.hidden_updates
         c.bursts += did.bursts
         c.burst_updates += did.burst_updates
         return did
+
+    def _delete_one(self, weights: tuple[tuple[str, float], ...], now: float) -> bool:
+        """Delete a random record of a type drawn by ``weights``, as Shopify allows it: a variant
+        only if its product keeps another, a customer only without orders."""
+        kind = self._draw(weights)
+        store = self.store
+        if kind == "ProductVariant":
+            gid = self._pick_of("Product")
+            rec = store.get(gid) if gid is not None else None
+            if rec is None or len(rec.get("variants") or ()) < 2:
+                return False
+            store.delete_variant(rec["variants"][int(self._rng.random() * len(rec["variants"]))]["id"], at=now)
+            return True
+        gid = self._pick_of(kind)
+        if gid is None:
+            return False
+        if kind == "Customer":
+            rec = store.get(gid)
+            if rec is None or int(rec.get("numberOfOrders") or 0) > 0:
+                return False
+        store.delete(gid, at=now)
+        return True
+
+    def _draw(self, weights: tuple[tuple[str, float], ...]) -> str:
+        x = self._rng.random() * sum(w for _n, w in weights)
+        for name, w in weights:
+            if x < w:
+                return name
+            x -= w
+        return weights[-1][0]
+
+    def _pick_of(self, type_name: str) -> str | None:
+        tb = self.store.table(type_name)
+        if tb.next_idx == 0:
+            return None
+        for _ in range(16):
+            idx = int(self._rng.random() * tb.next_idx)
+            if tb.exists(idx):
+                return self.store.gid_of(type_name, idx)
+        return None
 
     def _pick(self, weights: tuple[tuple[str, float], ...]) -> str | None:
         """A random existing record of a type drawn by ``weights`` (None if none is found)."""

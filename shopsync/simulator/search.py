@@ -63,6 +63,14 @@ CONNECTION_FIELDS: dict[str, frozenset[str]] = {
     "locations": frozenset({"id"}),
     "events": frozenset({"created_at", "id", "action", "subject_type"}),
     "inventoryLevels": frozenset({"updated_at", "created_at"}),
+    "giftCards": frozenset({"created_at", "id"}),
+    "balanceTransactions": frozenset({"id"}),
+    "payouts": frozenset({"id"}),
+    "disputes": frozenset({"id"}),
+    "draftOrders": frozenset({"updated_at", "created_at", "id"}),
+    "abandonedCheckouts": frozenset({"updated_at", "created_at", "id"}),
+    "fulfillmentOrders": frozenset({"updated_at", "id"}),
+    "markets": frozenset({"id"}),
 }
 
 COMPARATORS = (":>=", ":<=", ":>", ":<", ":")

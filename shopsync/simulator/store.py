@@ -34,6 +34,9 @@ before every index read.
 
 Keys, cursors and ties: keys order by (value, id); the executor turns a key into an opaque cursor
 and back, so 600 orders sharing one updatedAt second page exactly once each.
+
+The tables and views are :mod:`shopsync.simulator.tables`; scanning them in key order with a
+search query is :mod:`shopsync.simulator.scan`.
 """
 
 from __future__ import annotations
@@ -42,18 +45,11 @@ import heapq
 import itertools
 import random
 import time
-from array import array
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from itertools import islice
-
-from sortedcontainers import SortedList
 
 from shopsync.simulator.config import DataConfig
 from shopsync.simulator.data import (
-    ID_BASE,
     MASK,
     MAX_LINE_ITEMS,
     SHIFT,
@@ -63,15 +59,16 @@ from shopsync.simulator.data import (
     apply_update,
     fmt_ts,
 )
+from shopsync.simulator.scan import CANDIDATE_LIMIT, ScanRequest, scan_table
 from shopsync.simulator.search import SearchQuery
+from shopsync.simulator.tables import FIELD_SORT, MAX_KEY, SORT_FIELDS, State, Table, View, key_bounds
 
-__all__ = ["DELETABLE", "ShopStore", "SORT_FIELDS"]
+__all__ = ["CANDIDATE_LIMIT", "DELETABLE", "DELETABLE_WITHOUT_EVENTS", "ShopStore", "SORT_FIELDS", "StoreCounters"]
 
-#: Store sort names and the search field each one orders by.
-SORT_FIELDS = {"updated": "updated_at", "created": "created_at", "id": "id"}
-_FIELD_SORT = {v: k for k, v in SORT_FIELDS.items()}
 #: Types whose deletion is recorded as a ``destroy`` event, with their EventSubjectType.
 DELETABLE = {"Order": "ORDER", "Product": "PRODUCT", "Customer": "CUSTOMER", "Collection": "COLLECTION"}
+#: Types Shopify deletes without a ``destroy`` event (only reconciliation can learn of it).
+DELETABLE_WITHOUT_EVENTS = frozenset({"InventoryItem", "InventoryLevel", "Location"})
 _CHILD_LISTS = {
     "LineItem": "lineItems",
     "OrderTransaction": "transactions",
@@ -79,183 +76,6 @@ _CHILD_LISTS = {
     "ProductVariant": "variants",
     "ProductOption": "options",
 }
-_MAX_KEY = (1 << 62) - 1
-#: A filter on a field other than the sort key is answered by sorting the matching records when
-#: there are at most this many; otherwise by walking the sort order and testing each record.
-CANDIDATE_LIMIT = 20_000
-# Small on purpose: cached records are long-lived objects that make the garbage collector's full
-# passes slower; orders are cheap to regenerate (tens of µs).
-_CACHE_SIZES = {"Order": 256, "Customer": 1024, "Product": 1024, "InventoryItem": 1024, "InventoryLevel": 2048}
-
-State = tuple[int, int, bool]  # (updated second, created second, exists)
-
-
-class _View:
-    """One view (live or index) of a record type's ordering state. See the module docstring."""
-
-    def __init__(self, table: _Table) -> None:
-        self.t = table
-        self.state: dict[int, State] = {}
-        self.upd = SortedList()
-        self.cre = SortedList()
-        self.new_ids = SortedList()
-        self.sup_upd = SortedList()
-        self.sup_cre = SortedList()
-        self.del_ids = SortedList()
-        self.deleted_base: set[int] = set()
-
-    def state_of(self, idx: int) -> State | None:
-        st = self.state.get(idx)
-        if st is not None:
-            return st
-        t = self.t
-        if 0 <= idx < t.n_base:
-            return (t.updated[idx], t.created[idx], True)
-        return None
-
-    def apply(self, idx: int, new: State) -> None:
-        t = self.t
-        old = self.state.get(idx)
-        if old is None:
-            if idx < t.n_base:
-                # First change of a base record: its base keys no longer count in this view.
-                self.sup_upd.add((t.updated[idx] << SHIFT) | idx)
-                self.sup_cre.add((t.created[idx] << SHIFT) | idx)
-        elif old[2]:
-            self.upd.remove((old[0] << SHIFT) | idx)
-            self.cre.remove((old[1] << SHIFT) | idx)
-        self.state[idx] = new
-        u, c, exists = new
-        if exists:
-            self.upd.add((u << SHIFT) | idx)
-            self.cre.add((c << SHIFT) | idx)
-        if idx < t.n_base:
-            if not exists and idx not in self.deleted_base:
-                self.deleted_base.add(idx)
-                self.del_ids.add(idx)
-            elif exists and idx in self.deleted_base:
-                self.deleted_base.discard(idx)
-                self.del_ids.remove(idx)
-        elif exists:
-            if idx not in self.new_ids:
-                self.new_ids.add(idx)
-        elif idx in self.new_ids:
-            self.new_ids.remove(idx)
-
-    def key_of(self, sort: str, idx: int) -> int | None:
-        st = self.state_of(idx)
-        if st is None or not st[2]:
-            return None
-        if sort == "id":
-            return idx
-        return ((st[0] if sort == "updated" else st[1]) << SHIFT) | idx
-
-    # -- ordered access ---------------------------------------------------------------------------
-    def _created_pos(self, key: int, right: bool) -> int:
-        created = self.t.created
-        fn = bisect_right if right else bisect_left
-        return fn(range(self.t.n_base), key, key=lambda i: (created[i] << SHIFT) | i)
-
-    def batch(self, sort: str, klo: int, khi: int, desc: bool, limit: int) -> list[int]:
-        """Up to ``limit`` keys in ``[klo, khi]``, ascending (or descending), base and overlay merged."""
-        if klo > khi:
-            return []
-        t = self.t
-        state = self.state
-        base: list[int] = []
-        if sort == "id":
-            lo = max(klo, 0)
-            hi = min(khi, t.n_base - 1)
-            rng = range(hi, lo - 1, -1) if desc else range(lo, hi + 1)
-            deleted = self.deleted_base
-            for i in rng:
-                if i in deleted:
-                    continue
-                base.append(i)
-                if len(base) >= limit:
-                    break
-            over = self.new_ids
-        else:
-            if sort == "updated":
-                arr = t.updated_keys
-                i0, i1 = bisect_left(arr, klo), bisect_right(arr, khi)
-
-                def key_at(i: int) -> int:
-                    return arr[i]
-            else:
-                created = t.created
-                i0, i1 = self._created_pos(klo, False), self._created_pos(khi, True)
-
-                def key_at(i: int) -> int:
-                    return (created[i] << SHIFT) | i
-            rng = range(i1 - 1, i0 - 1, -1) if desc else range(i0, i1)
-            for i in rng:
-                k = key_at(i)
-                if (k & MASK) in state:
-                    continue  # superseded: the overlay holds this record's current key
-                base.append(k)
-                if len(base) >= limit:
-                    break
-            over = self.upd if sort == "updated" else self.cre
-        extra = list(islice(over.irange(klo, khi, reverse=desc), limit))
-        if not extra:
-            return base
-        return list(islice(heapq.merge(base, extra, reverse=desc), limit))
-
-    def count(self, sort: str, klo: int, khi: int) -> int:
-        """How many existing records have keys in ``[klo, khi]`` — O(log n)."""
-        if klo > khi:
-            return 0
-        t = self.t
-        if sort == "id":
-            lo, hi = max(klo, 0), min(khi, t.n_base - 1)
-            base = max(0, hi - lo + 1)
-            gone = self.del_ids.bisect_right(khi) - self.del_ids.bisect_left(klo)
-            return base - gone + self.new_ids.bisect_right(khi) - self.new_ids.bisect_left(klo)
-        if sort == "updated":
-            arr = t.updated_keys
-            base = bisect_right(arr, khi) - bisect_left(arr, klo)
-            sup, over = self.sup_upd, self.upd
-        else:
-            base = self._created_pos(khi, True) - self._created_pos(klo, False)
-            sup, over = self.sup_cre, self.cre
-        return (
-            base
-            - (sup.bisect_right(khi) - sup.bisect_left(klo))
-            + (over.bisect_right(khi) - over.bisect_left(klo))
-        )
-
-
-class _Table:
-    """All records of one type: base generator, overlay, and the live and index views."""
-
-    def __init__(self, data: ShopData, type_name: str) -> None:
-        self.type_name = type_name
-        self.data = data
-        self.n_base = data.count(type_name)
-        self.created: array = data.created[type_name]
-        self.updated: array = data.updated[type_name]
-        self.updated_keys: array = data.updated_keys[type_name]
-        self.base_id = ID_BASE[type_name]
-        self.overlay: dict[int, dict | None] = {}
-        self.next_idx = self.n_base
-        self.live = _View(self)
-        self.index = _View(self)
-        gen = data.generate
-        self._base = lru_cache(maxsize=_CACHE_SIZES.get(type_name, 256))(lambda idx: gen(type_name, idx))
-
-    def record(self, idx: int) -> dict | None:
-        overlay = self.overlay
-        if idx in overlay:
-            return overlay[idx]
-        if 0 <= idx < self.n_base:
-            return self._base(idx)
-        return None
-
-    def exists(self, idx: int) -> bool:
-        if idx in self.overlay:
-            return self.overlay[idx] is not None
-        return 0 <= idx < self.n_base
 
 
 @dataclass
@@ -263,6 +83,7 @@ class StoreCounters:
     created: int = 0
     updated: int = 0
     deleted: int = 0
+    hidden_updates: int = 0
 
 
 class ShopStore:
@@ -284,7 +105,7 @@ class ShopStore:
         self.clock = clock
         self.index_lag = float(index_lag)
         self.data = ShopData(data, now=clock())
-        self.tables: dict[str, _Table] = {t: _Table(self.data, t) for t in TOP_TYPES}
+        self.tables: dict[str, Table] = {t: Table(self.data, t) for t in TOP_TYPES}
         self._pending: list[tuple[float, int, str, int, State]] = []
         self._seq = itertools.count()
         # Value changes of updates are drawn from one seeded stream: deterministic given the
@@ -301,7 +122,7 @@ class ShopStore:
         }
 
     # -- reads ------------------------------------------------------------------------------------
-    def table(self, type_name: str) -> _Table:
+    def table(self, type_name: str) -> Table:
         return self.tables[type_name]
 
     def get(self, gid: str) -> dict | None:
@@ -357,13 +178,13 @@ class ShopStore:
 
     def live_count(self, type_name: str) -> int:
         v = self.tables[type_name].live
-        return v.count("id", 0, _MAX_KEY)
+        return v.count("id", 0, MAX_KEY)
 
     def truth_ids(self, type_name: str) -> list[str]:
         """The GIDs of every live record of ``type_name``, in id order (no lag)."""
         return [rec["id"] for _k, _i, rec in self.scan(type_name)]
 
-    def _view(self, tb: _Table, view: str) -> _View:
+    def _view(self, tb: Table, view: str) -> View:
         if view == "index":
             self.sync_index()
             return tb.index
@@ -383,24 +204,6 @@ class ShopStore:
 
     def pending_index_changes(self) -> int:
         return len(self._pending)
-
-    def _bounds(self, tb: _Table, sort: str, query: SearchQuery | None) -> tuple[int, int]:
-        klo, khi = 0, _MAX_KEY
-        if query is not None:
-            rng = query.ranges.get(SORT_FIELDS[sort])
-            if rng is not None:
-                lo, hi = rng
-                if sort == "id":
-                    if lo is not None:
-                        klo = max(0, lo - tb.base_id)
-                    if hi is not None:
-                        khi = hi - tb.base_id
-                else:
-                    if lo is not None:
-                        klo = max(0, lo) << SHIFT
-                    if hi is not None:
-                        khi = (hi << SHIFT) | MASK if hi >= 0 else -1
-        return klo, khi
 
     def scan(
         self,
@@ -427,91 +230,9 @@ class ShopStore:
             raise ValueError(f"unknown sort {sort!r}")
         tb = self.tables[type_name]
         v = self._view(tb, view)
-        klo, khi = self._bounds(tb, sort, query)
-        if start_after is not None:
-            if descending:
-                khi = min(khi, start_after - 1)
-            else:
-                klo = max(klo, start_after + 1)
-        if stop_before is not None:
-            if descending:
-                klo = max(klo, stop_before + 1)
-            else:
-                khi = min(khi, stop_before - 1)
-        sort_field = SORT_FIELDS[sort]
-        others: list[tuple[str, int | None, int | None]] = []
-        if query is not None:
-            for name, (lo, hi) in query.ranges.items():
-                if lo is not None and hi is not None and lo > hi:
-                    return
-                if name != sort_field:
-                    others.append((name, lo, hi))
-        equals = dict(query.equals) if query is not None else {}
+        req = ScanRequest(sort, descending, query, start_after, stop_before, where, batch)
+        yield from scan_table(tb, v, req, self.sync_index if view == "index" else None)
 
-        def accept(idx: int, st: State | None) -> bool:
-            if others:
-                if st is None:
-                    return False
-                for name, lo, hi in others:
-                    val = st[0] if name == "updated_at" else st[1] if name == "created_at" else tb.base_id + idx
-                    if (lo is not None and val < lo) or (hi is not None and val > hi):
-                        return False
-            return True
-
-        def hydrate(idx: int) -> dict | None:
-            rec = tb.record(idx)
-            if rec is None:
-                return None
-            for name, accepted in equals.items():
-                val = rec.get("subjectType" if name == "subject_type" else name)
-                if val is None or str(val).upper() not in accepted:
-                    return None
-            if where is not None and not where(idx, rec):
-                return None
-            return rec
-
-        # A narrow filter on another field: sort its (few) matches instead of walking the order.
-        if others:
-            best = None
-            for name, lo, hi in others:
-                fsort = _FIELD_SORT[name]
-                flo, fhi = self._bounds(tb, fsort, SearchQuery(text="", terms=(), ranges={name: (lo, hi)}))
-                c = v.count(fsort, flo, fhi)
-                if best is None or c < best[0]:
-                    best = (c, fsort, flo, fhi)
-            assert best is not None
-            c, fsort, flo, fhi = best
-            if c <= CANDIDATE_LIMIT and c < v.count(sort, klo, khi):
-                keys = []
-                for fk in v.batch(fsort, flo, fhi, False, c + 1):
-                    idx = fk if fsort == "id" else fk & MASK
-                    k = v.key_of(sort, idx)
-                    if k is not None and klo <= k <= khi and accept(idx, v.state_of(idx)):
-                        keys.append((k, idx))
-                keys.sort(reverse=descending)
-                for k, idx in keys:
-                    rec = hydrate(idx)
-                    if rec is not None:
-                        yield k, idx, rec
-                return
-
-        while True:
-            if view == "index":
-                self.sync_index()  # a long scan sees the index as it is when each batch is read
-            keys = v.batch(sort, klo, khi, descending, batch)
-            for k in keys:
-                idx = k if sort == "id" else k & MASK
-                if others and not accept(idx, v.state_of(idx)):
-                    continue
-                rec = hydrate(idx)
-                if rec is not None:
-                    yield k, idx, rec
-            if len(keys) < batch:
-                return
-            if descending:
-                khi = keys[-1] - 1
-            else:
-                klo = keys[-1] + 1
 
     def count(
         self,
@@ -529,10 +250,10 @@ class ShopStore:
         ranges = dict(query.ranges) if query is not None else {}
         if where is None and not (query is not None and query.equals) and len(ranges) <= 1:
             if not ranges:
-                return v.count("id", 0, _MAX_KEY)
+                return v.count("id", 0, MAX_KEY)
             (name, _rng), = ranges.items()
-            sort = _FIELD_SORT[name]
-            klo, khi = self._bounds(tb, sort, query)
+            sort = FIELD_SORT[name]
+            klo, khi = key_bounds(tb, sort, query)
             return v.count(sort, klo, khi)
         n = 0
         for _ in self.scan(type_name, query=query, view=view, where=where):
@@ -566,7 +287,7 @@ class ShopStore:
         # The search index learns of the change index_lag seconds after it is made.
         heapq.heappush(self._pending, (self.clock() + self.index_lag, next(self._seq), type_name, idx, state))
 
-    def _locate_top(self, gid: str) -> tuple[_Table, int, dict]:
+    def _locate_top(self, gid: str) -> tuple[Table, int, dict]:
         loc = self.data.locate(gid)
         if loc is None or loc[2] is not None or loc[0] not in self.tables:
             raise KeyError(f"not a top-level record GID: {gid}")
@@ -591,15 +312,25 @@ class ShopStore:
         self.counters.created += 1
         return rec
 
-    def update(self, gid: str, *, at: float | None = None) -> dict:
+    def update(self, gid: str, *, at: float | None = None, hidden: bool = False) -> dict:
         """Bump ``updatedAt`` to ``at`` (default: the clock's current second) and change a few
-        values; returns the new record. Visible by id at once, in search after the lag."""
+        values; returns the new record. Visible by id at once, in search after the lag.
+
+        ``hidden``: the search index never learns of this update (Shopify's occasional drift): it
+        keeps the record under its previous ``updatedAt``, so no ``updated_at`` window finds the
+        change; reads by id and unfiltered listings show it.
+        """
         tb, idx, rec = self._locate_top(gid)
         sec = self._second(at)
         new = apply_update(tb.type_name, rec, self._rng.random, sec)
         st = tb.live.state_of(idx)
         assert st is not None
-        self._commit(tb.type_name, idx, new, (sec, st[1], True))
+        if hidden:
+            tb.overlay[idx] = new
+            tb.live.apply(idx, (sec, st[1], True))
+            self.counters.hidden_updates += 1
+        else:
+            self._commit(tb.type_name, idx, new, (sec, st[1], True))
         self.counters.updated += 1
         return new
 
@@ -607,10 +338,15 @@ class ShopStore:
         """Update every record in ``gids`` with the same updatedAt second (a burst)."""
         return [self.update(g, at=at_second) for g in gids]
 
-    def delete(self, gid: str, *, at: float | None = None) -> dict:
-        """Delete an Order, Product, Customer or Collection; records and returns its ``destroy``
-        BasicEvent (subjectType ORDER/PRODUCT/CUSTOMER/COLLECTION)."""
+    def delete(self, gid: str, *, at: float | None = None) -> dict | None:
+        """Delete an Order, Product, Customer or Collection, recording and returning its
+        ``destroy`` BasicEvent (subjectType ORDER/PRODUCT/CUSTOMER/COLLECTION); or delete an
+        InventoryItem, InventoryLevel or Location, which Shopify does without an event (None is
+        returned). An item or a location takes its inventory levels with it."""
         tb, idx, rec = self._locate_top(gid)
+        if tb.type_name in DELETABLE_WITHOUT_EVENTS:
+            self._delete_silently(tb, idx)
+            return None
         subject = DELETABLE.get(tb.type_name)
         if subject is None:
             raise ValueError(f"the simulator does not delete {tb.type_name} records ({gid})")
@@ -626,6 +362,51 @@ class ShopStore:
         self._commit("BasicEvent", eidx, event, (sec, sec, True))
         self.counters.deleted += 1
         return event
+
+    def _delete_silently(self, tb: Table, idx: int) -> None:
+        st = tb.live.state_of(idx)
+        assert st is not None
+        self._commit(tb.type_name, idx, None, (st[0], st[1], False))
+        self.counters.deleted += 1
+        levels = self.tables["InventoryLevel"]
+        n_loc = self.data.count("Location")
+        if tb.type_name == "InventoryItem":
+            doomed = [self.data.level_idx(idx, loc) for loc in range(n_loc)]
+        elif tb.type_name == "Location":
+            doomed = [self.data.level_idx(item, idx) for item in range(self.tables["InventoryItem"].next_idx)]
+        else:
+            return
+        for level in doomed:
+            if levels.exists(level):
+                lst = levels.live.state_of(level)
+                assert lst is not None
+                self._commit("InventoryLevel", level, None, (lst[0], lst[1], False))
+
+    def delete_variant(self, gid: str, *, at: float | None = None) -> dict:
+        """Delete one variant of a product (Shopify's ``productVariantsBulkDelete``): the product's
+        ``updatedAt`` moves to ``at``, so the product's record carries the change; the variant's
+        inventory item goes with it. Returns the product. A product's last variant stays."""
+        loc = self.data.locate(gid)
+        if loc is None or loc[0] != "Product" or loc[2] != "ProductVariant":
+            raise KeyError(f"not a variant GID: {gid}")
+        tb, idx, rec = self._locate_top(self.gid_of("Product", loc[1]))
+        variants = [v for v in rec.get("variants") or () if v["id"] != gid]
+        if len(variants) == len(rec.get("variants") or ()):
+            raise KeyError(f"no such variant: {gid}")
+        if not variants:
+            raise ValueError(f"{gid} is its product's last variant")
+        sec = self._second(at)
+        removed = next(v for v in rec["variants"] if v["id"] == gid)
+        new = {**rec, "variants": variants, "updatedAt": fmt_ts(sec), "_rev": rec.get("_rev", 0) + 1}
+        st = tb.live.state_of(idx)
+        assert st is not None
+        self._commit("Product", idx, new, (sec, st[1], True))
+        item = removed.get("inventoryItem")
+        item_loc = getattr(item, "loc", None)
+        if item_loc is not None and self.tables["InventoryItem"].exists(item_loc[1]):
+            self._delete_silently(self.tables["InventoryItem"], item_loc[1])
+        self.counters.deleted += 1
+        return new
 
     def describe(self) -> dict:
         """Sizes for status output and logs."""

@@ -1,6 +1,17 @@
-"""Durable state: per-stream checkpoints and bulk operation records (see :mod:`shopsync.state.base`)."""
+"""The storage layer: state stores (checkpoints, bulk operations) and sinks (the records).
 
-from shopsync.state.base import StateStore
+Interfaces: :class:`~shopsync.state.store.StateStore` (:mod:`shopsync.state.store`) and
+:class:`~shopsync.state.sink.Sink` (:mod:`shopsync.state.sink`); the records they hold are in
+:mod:`shopsync.state.models`. Implementations:
+
+* SQL, one database shared by store and sink (:mod:`~shopsync.state.database`): the store logic in
+  :mod:`~shopsync.state.sql_store`, the table sinks in :mod:`~shopsync.state.table`, and per
+  database :mod:`~shopsync.state.sqlite` / :mod:`~shopsync.state.sqlite_sink` and
+  :mod:`~shopsync.state.postgres` / :mod:`~shopsync.state.postgres_sink`;
+* :mod:`~shopsync.state.jsonl`, an append-only change-log sink;
+* :mod:`~shopsync.state.memory`, a state store and sink in memory (tests, demos).
+"""
+
 from shopsync.state.models import (
     BULK_STATUSES,
     BULK_TERMINAL_STATUSES,
@@ -11,6 +22,8 @@ from shopsync.state.models import (
     StreamState,
     WriteResult,
 )
+from shopsync.state.sink import Sink
+from shopsync.state.store import StateStore
 
 __all__ = [
     "BULK_STATUSES",
@@ -19,6 +32,7 @@ __all__ = [
     "CommitResult",
     "Deletion",
     "Record",
+    "Sink",
     "StateStore",
     "StreamState",
     "WriteResult",

@@ -1,68 +1,98 @@
-"""What the database-backed state stores and sinks share, whatever the database.
+"""One database shared by the state store and the sink that live in it.
 
-:class:`SharedDatabase` is one database — a SQLite connection or a PostgreSQL pool — that a state
-store and a sink open and close independently. :class:`DatabaseUser` is either of those two users.
-:class:`DatabaseStateStore` is the :class:`~shopsync.state.base.StateStore` logic both database
-backends run: the read API, and the commit — rows and checkpoint in one transaction when the sink is
-in the same database, otherwise the sink durably first and the checkpoint after.
+Two roles, two classes:
 
-The backends (:mod:`shopsync.state.sqlite`, :mod:`shopsync.state.postgres`) supply the SQL dialect
-and the driver calls: SQLite runs each transaction as one callable on a worker thread, PostgreSQL
-awaits asyncpg.
+* :class:`SharedDatabase` is the database itself — a SQLite connection or a PostgreSQL pool — with
+  a reference-counted ``open``/``close`` and :meth:`SharedDatabase.atomic`, the one way to run a
+  transaction whatever the driver.
+* :class:`DatabaseUser` is one *user* of such a database: the SQL state store
+  (:mod:`shopsync.state.sql_store`) or a table sink (:mod:`shopsync.state.table`). Each opens and
+  closes its own share and creates or checks its own tables; the connection closes with the last
+  share.
+
+A state store and a sink built on the same :class:`SharedDatabase` *object* write the sink's rows
+and the checkpoint in one transaction (see :class:`~shopsync.state.sql_store.SqlStateStore`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from shopsync.engine.crashpoints import crashpoint
 from shopsync.errors import StorageError
-from shopsync.state.models import (
-    BulkOperationRecord,
-    CommitResult,
-    Deletion,
-    Record,
-    StreamState,
-    WriteResult,
-)
 
-if TYPE_CHECKING:
-    from shopsync.sinks.base import Sink
+#: The driver's connection a transaction step receives (``sqlite3.Connection``, ``asyncpg.Connection``).
+ConnT = TypeVar("ConnT")
 
-#: The columns of ``stream_state`` and ``bulk_operations``: the fields of the records they hold.
-STREAM_COLUMNS = tuple(f.name for f in dataclasses.fields(StreamState))
-BULK_COLUMNS = tuple(f.name for f in dataclasses.fields(BulkOperationRecord))
+#: One step of a transaction, called with the driver's connection (see :meth:`SharedDatabase.atomic`).
+Step = Callable[[ConnT], object]
 
 
-def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str], marks: Sequence[str]) -> str:
-    """``INSERT`` of ``columns`` that, on a ``key`` conflict, replaces every other column.
+@dataclass(frozen=True, kw_only=True)
+class Migration(Generic[ConnT]):
+    """One numbered step of a schema: it brings version ``version - 1`` to ``version``.
 
-    ``marks`` are the dialect's placeholders, one per column (``?`` or ``$1``, ``$2`` …).
+    ``apply`` is SQL (statements separated by ``;``; a backend may put its schema's name in it) or a
+    function of the connection run inside the migrating transaction. Step 1 creates the schema
+    from nothing. A step, once released, never changes: a database at its version was made by it.
     """
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(marks)})"
-        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    )
+
+    version: int
+    description: str
+    apply: str | Callable[[ConnT], object]
 
 
-class SharedDatabase(ABC):
+def check_migrations(migrations: Sequence[Migration[Any]]) -> int:
+    """The version the steps lead to; ValueError unless they are numbered 1, 2, … without a gap."""
+    numbers = [m.version for m in migrations]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise ValueError(f"migrations must be numbered 1, 2, … in order, not {numbers}")
+    return len(numbers)
+
+
+def pending_migrations(
+    migrations: Sequence[Migration[ConnT]], found: int | None, *, key: str, where: str
+) -> list[Migration[ConnT]]:
+    """The steps to run on a database whose ``key`` is at version ``found`` (None: never created).
+
+    Pure. Raises :class:`~shopsync.errors.StorageError` naming ``where`` (the database) when
+    ``found`` is newer than the last step: that database was written by a newer shopsync, and
+    what this code would write could break it.
+    """
+    current = check_migrations(migrations)
+    at = found or 0
+    if at > current:
+        raise StorageError(
+            f"{where} has {key} {at}, newer than this shopsync understands ({current}); "
+            "upgrade shopsync or point it at another database"
+        )
+    if at < 0:
+        raise StorageError(f"{where} has {key} {at}, which no shopsync wrote")
+    return list(migrations[at:])
+
+
+class SharedDatabase(ABC, Generic[ConnT]):
     """One database, opened by each of its users (state store, sink) and closed by the last.
 
     ``open``/``close`` are reference counted so the state store and a sink on the same database can
     each open and close it; the connection closes with the last ``close``.
     """
 
-    #: Where the database is, safe to show (passwords redacted).
-    url: str
-
     def __init__(self) -> None:
         self._users = 0
         self._lock = asyncio.Lock()
+        #: Refuse to open while another process has it open this way: set by the state store of
+        #: ``shopsync run``/``sync`` before the first ``open``. SQLite honours it (a file lock);
+        #: PostgreSQL, made to be shared, ignores it.
+        self.exclusive = False
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """Where the database is, safe to show (passwords redacted)."""
 
     @property
     @abstractmethod
@@ -97,14 +127,15 @@ class SharedDatabase(ABC):
             await self._disconnect()
 
     @abstractmethod
-    async def atomic(self, what: str, *steps: Callable[[Any], Any]) -> list[Any]:
+    async def atomic(self, what: str, *steps: Step[ConnT]) -> list[object]:
         """Run ``step(conn)`` for each step, in order, in one transaction; return their results.
 
         A step is called as the driver needs: on SQLite's database thread, where it runs
-        synchronously, or awaited on an asyncpg connection. Settled: once the transaction began it
-        commits or rolls back before a cancellation reaches the caller, so nothing of the caller's
-        is still running and a connection is never left mid-transaction. If a step raises, the
-        transaction rolls back; database errors are raised as StorageError naming ``what``.
+        synchronously, or on an asyncpg connection, where what it returns is awaited. Settled: once
+        the transaction began it commits or rolls back before a cancellation reaches the caller, so
+        nothing of the caller's is still running and a connection is never left mid-transaction.
+        If a step raises, the transaction rolls back; database errors are raised as StorageError
+        naming ``what``.
         """
 
     @abstractmethod
@@ -116,18 +147,20 @@ class SharedDatabase(ABC):
         """Release the connection (the last ``close``); it is released even when this raises."""
 
 
-DB = TypeVar("DB", bound=SharedDatabase)
+#: The concrete :class:`SharedDatabase` a :class:`DatabaseUser` runs on.
+DatabaseT = TypeVar("DatabaseT", bound="SharedDatabase[Any]")
 
 
-class DatabaseUser(ABC, Generic[DB]):
+class DatabaseUser(ABC, Generic[DatabaseT]):
     """A state store or a sink on a :class:`SharedDatabase`: one share of it, opened and closed once."""
 
-    def __init__(self, database: DB) -> None:
+    def __init__(self, database: DatabaseT) -> None:
         self.database = database
         self._opened = False
 
     @property
     def url(self) -> str:
+        """The database's URL, safe to show (passwords redacted)."""
         return self.database.url
 
     def __repr__(self) -> str:
@@ -162,127 +195,3 @@ class DatabaseUser(ABC, Generic[DB]):
 
     def _forget(self) -> None:  # noqa: B027 - optional hook; most users cache nothing
         """Drop what is cached about the database's contents, which may change while closed."""
-
-
-class DatabaseStateStore(DatabaseUser[DB]):
-    """The :class:`~shopsync.state.base.StateStore` on a :class:`SharedDatabase`.
-
-    ``sink`` is where :meth:`commit` writes records. A sink on this store's very ``database`` object
-    that can write inside the store's transaction (it has ``prepare`` and ``write_in``) is written
-    in the same transaction as the checkpoint; any other sink is written (durably) first and the
-    state saved after.
-
-    A backend supplies the dialect (:attr:`_UNFINISHED`, :meth:`_mark`), the two selects and the two
-    transaction steps that write (:meth:`_save_state_in`, :meth:`_save_bulk_in`).
-    """
-
-    #: SQL condition: the bulk operation is not ``finished`` (the column's type differs).
-    _UNFINISHED: ClassVar[str]
-
-    def __init__(self, database: DB, sink: Sink | None = None) -> None:
-        super().__init__(database)
-        self.sink = sink
-
-    @property
-    def shares_transaction(self) -> bool:
-        """True when :meth:`commit` writes rows and state in one transaction."""
-        return getattr(self.sink, "database", None) is self.database and hasattr(self.sink, "write_in")
-
-    async def get_stream(self, shop: str, resource: str) -> StreamState | None:
-        found = await self._select_streams(
-            f" WHERE shop = {self._mark(1)} AND resource = {self._mark(2)}",
-            [shop, resource],
-            what=f"reading stream state of {shop}/{resource}",
-        )
-        return found[0] if found else None
-
-    async def list_streams(self) -> list[StreamState]:
-        return await self._select_streams("", [], what="listing stream states")
-
-    async def save_stream(self, state: StreamState) -> None:
-        await self.database.atomic(
-            f"saving stream state of {state.shop}/{state.resource}",
-            lambda conn: self._save_state_in(conn, state, None),
-        )
-
-    async def get_bulk_operation(self, id: str) -> BulkOperationRecord | None:
-        found = await self._select_bulk(
-            f" WHERE id = {self._mark(1)}", [id], what=f"reading bulk operation {id}"
-        )
-        return found[0] if found else None
-
-    async def save_bulk_operation(self, rec: BulkOperationRecord) -> None:
-        await self.database.atomic(
-            f"saving bulk operation {rec.id}", lambda conn: self._save_bulk_in(conn, rec)
-        )
-
-    async def list_bulk_operations(
-        self,
-        *,
-        shop: str | None = None,
-        resource: str | None = None,
-        unfinished_only: bool = True,
-    ) -> list[BulkOperationRecord]:
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("shop", shop), ("resource", resource)):
-            if value is not None:
-                params.append(value)
-                where.append(f"{column} = {self._mark(len(params))}")
-        if unfinished_only:
-            where.append(self._UNFINISHED)
-        return await self._select_bulk(
-            " WHERE " + " AND ".join(where) if where else "", params, what="listing bulk operations"
-        )
-
-    async def commit(
-        self,
-        state: StreamState,
-        records: Sequence[Record] = (),
-        deletions: Sequence[Deletion] = (),
-        bulk: BulkOperationRecord | None = None,
-    ) -> CommitResult:
-        what = f"committing {len(records)} records and the checkpoint of {state.shop}/{state.resource}"
-        if (records or deletions) and self.sink is None:
-            raise StorageError(f"{what}: no sink configured for {self.database.location}")
-        sink = self.sink
-        if self.shares_transaction and (records or deletions):
-            # Same database: rows and checkpoint in ONE transaction. Missing tables are created
-            # first, in their own transaction, so that a rollback here never leaves the sink's
-            # cache of existing tables wrong.
-            await sink.prepare(records, deletions)  # type: ignore[union-attr]
-            steps = await self.database.atomic(
-                what,
-                lambda conn: sink.write_in(conn, records, deletions),  # type: ignore[union-attr]
-                lambda conn: self._save_state_in(conn, state, bulk),
-            )
-            written: WriteResult = steps[0]
-            return written
-        result = WriteResult()
-        if records or deletions:
-            assert sink is not None
-            result = await sink.write(records, deletions)  # durable on return
-            crashpoint("after_sink_write")
-        await self.database.atomic(what, lambda conn: self._save_state_in(conn, state, bulk))
-        return result
-
-    @staticmethod
-    @abstractmethod
-    def _mark(n: int) -> str:
-        """The dialect's placeholder for the ``n``-th (from 1) parameter of a statement."""
-
-    @abstractmethod
-    async def _select_streams(self, where: str, params: list[Any], *, what: str) -> list[StreamState]:
-        """``stream_state`` rows matching ``where`` (empty or `` WHERE …``), by (shop, resource)."""
-
-    @abstractmethod
-    async def _select_bulk(self, where: str, params: list[Any], *, what: str) -> list[BulkOperationRecord]:
-        """``bulk_operations`` rows matching ``where`` (empty or `` WHERE …``), by (created_at, id)."""
-
-    @abstractmethod
-    def _save_state_in(self, conn: Any, state: StreamState, bulk: BulkOperationRecord | None) -> Any:
-        """The transaction step (see ``atomic``) saving ``state`` and then, if given, ``bulk``."""
-
-    @abstractmethod
-    def _save_bulk_in(self, conn: Any, rec: BulkOperationRecord) -> Any:
-        """The transaction step (see ``atomic``) inserting or replacing the bulk operation ``rec``."""

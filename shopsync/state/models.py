@@ -2,7 +2,7 @@
 
 All are frozen, keyword-only dataclasses; "changing" one means making a new one with the helpers
 below (``state.with_page(...)``) and handing it to the state store, which persists it atomically
-with the records it covers (:meth:`shopsync.state.base.StateStore.commit`).
+with the records it covers (:meth:`shopsync.state.store.StateStore.commit`).
 
 Timestamps are strings in Shopify's form, ``2026-11-25T23:18:05Z`` (:func:`shopsync.timeutil.format_ts`).
 Helpers that need "now" take it as an argument (a timestamp string or epoch seconds), never read a
@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import orjson
 
-from shopsync.timeutil import format_ts, from_epoch, parse_ts
+from shopsync.timeutil import epoch_to_ts, format_ts, parse_ts
 
 #: The sync path a window is being read with.
 SyncPath = Literal["bulk", "paginated"]
@@ -58,7 +58,7 @@ def _now_ts(now: Now) -> str:
         canonical = canonical_ts(now)
         assert canonical is not None
         return canonical
-    return format_ts(from_epoch(now))
+    return epoch_to_ts(now)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -151,6 +151,52 @@ class StreamState:
             updated_at=_now_ts(now) if now is not None else self.updated_at,
         )
 
+    def with_bulk_export(self, bulk_operation_id: str, *, now: Now | None = None) -> StreamState:
+        """The window in flight is being exported by the bulk operation ``bulk_operation_id``."""
+        return self.replace(
+            bulk_operation_id=bulk_operation_id,
+            path="bulk",
+            updated_at=_now_ts(now) if now is not None else self.updated_at,
+        )
+
+    def with_bulk_finished(self, window_start: str | None, *, now: Now | None = None) -> StreamState:
+        """The window's bulk operation is done with (forgotten); what is left to read of the window
+        starts at ``window_start`` (the window is read when it equals ``window_end``)."""
+        return self.replace(
+            bulk_operation_id=None,
+            window_start=window_start,
+            updated_at=_now_ts(now) if now is not None else self.updated_at,
+        )
+
+    def with_records(self, n: int, *, now: Now | None = None) -> StreamState:
+        """``n`` more records of the window in flight were written (no cursor: a bulk file batch)."""
+        if n < 0:
+            raise ValueError("a record count must not be negative")
+        return self.replace(
+            records_in_window=self.records_in_window + n,
+            updated_at=_now_ts(now) if now is not None else self.updated_at,
+        )
+
+    def rewound(self, *, now: Now | None = None) -> StreamState:
+        """The window in flight is to be read again from its start (a count guard failed)."""
+        return self.replace(
+            cursor=None,
+            records_in_window=0,
+            updated_at=_now_ts(now) if now is not None else self.updated_at,
+        )
+
+    def succeeded(self, watermark: str | None, success_at: Now) -> StreamState:
+        """A pass over a stream read without windows (deletion events) succeeded at ``success_at``:
+        the watermark moves to ``watermark`` (None keeps it).
+
+        Unlike :meth:`completed` nothing else changes, ``updated_at`` included: these rows carry no
+        window, error or parking of their own.
+        """
+        return self.replace(
+            watermark=watermark if watermark is not None else self.watermark,
+            last_success_at=_now_ts(success_at),
+        )
+
     def completed(self, window_end: str | None, now: Now) -> StreamState:
         """The window is fully written: the watermark moves to ``window_end``, the window closes.
 
@@ -232,6 +278,12 @@ class BulkOperationRecord:
             raise ValueError(f"unknown bulk operation status {self.status!r}")
 
     @property
+    def key(self) -> tuple[str, str]:
+        """``(shop, id)``: what the ledger keys it by. Shopify numbers operations per shop, so two
+        shops may each have ``gid://shopify/BulkOperation/1``; the id alone names nothing."""
+        return (self.shop, self.id)
+
+    @property
     def terminal(self) -> bool:
         """True when Shopify will not change the operation any more."""
         return self.status in BULK_TERMINAL_STATUSES
@@ -253,6 +305,33 @@ class BulkOperationRecord:
             lines_processed=self.lines_processed if lines_processed is None else lines_processed,
             records_written=self.records_written if records_written is None else records_written,
             updated_at=_now_ts(now) if now is not None else self.updated_at,
+        )
+
+    def with_status(
+        self,
+        status: str,
+        *,
+        error_code: str | None = None,
+        object_count: int = 0,
+        root_object_count: int = 0,
+        file_size: int | None = None,
+        url: str | None = None,
+        partial_data_url: str | None = None,
+        completed_at: str | None = None,
+        now: Now,
+    ) -> BulkOperationRecord:
+        """What Shopify answered to a poll of the operation, as of ``now``: every field of the
+        answer replaces the stored one (a field it left out becomes its default)."""
+        return self.replace(
+            status=status,
+            error_code=error_code,
+            object_count=object_count,
+            root_object_count=root_object_count,
+            file_size=file_size,
+            url=url,
+            partial_data_url=partial_data_url,
+            completed_at=completed_at,
+            updated_at=_now_ts(now),
         )
 
     def mark_finished(self, now: Now) -> BulkOperationRecord:

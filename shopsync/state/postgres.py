@@ -5,7 +5,12 @@ plus shopsync's own ``schema`` parameter (default ``public``): the PostgreSQL sc
 ``meta``, ``stream_state``, ``bulk_operations`` and, for the sink, one table per resource.
 
 PostgreSQL commits are durable on return with the server's default ``synchronous_commit = on``.
-When the sink is a :class:`shopsync.sinks.postgres.PostgresSink` on the *same*
+
+The state tables upgrade themselves on open from :data:`MIGRATIONS`, numbered steps run in one
+transaction under a transaction-scoped advisory lock on the schema's name, so several daemons
+starting together migrate once and the others wait, then find the schema current. A schema newer
+than the last step is refused.
+When the sink is a :class:`shopsync.state.postgres_sink.PostgresSink` on the *same*
 :class:`PostgresDatabase`, :meth:`PostgresStateStore.commit` writes rows and checkpoint in one
 transaction on one connection.
 """
@@ -13,42 +18,97 @@ transaction on one connection.
 from __future__ import annotations
 
 import contextlib
+import inspect
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from shopsync.errors import ConfigError, StorageError
-from shopsync.sinks.base import redact_url
-from shopsync.state.base import settle
-from shopsync.state.database import (
-    BULK_COLUMNS,
-    STREAM_COLUMNS,
-    DatabaseStateStore,
-    SharedDatabase,
-    upsert_sql,
-)
+from shopsync.settings.urls import redact_url
+from shopsync.state.database import Migration, SharedDatabase, Step, check_migrations, pending_migrations
+from shopsync.state.leases import Fence, Lease, check_lease
 from shopsync.state.models import BulkOperationRecord, StreamState
+from shopsync.state.settle import settle
+from shopsync.state.sql_store import BULK_COLUMNS, STREAM_COLUMNS, SqlStateStore, upsert_sql
 
 if TYPE_CHECKING:
-    from shopsync.sinks.base import Sink
+    from shopsync.state.sink import Sink
 
-STATE_SCHEMA_VERSION = 1
+#: The ``meta`` key recording the state tables' version.
+STATE_SCHEMA_KEY = "state_schema_version"
+
+# The migrations' SQL names its tables "{schema}"."name"; the schema is substituted when run.
+# Version 1 (shopsync before issue 12): the ledger keyed by the operation's id alone.
+_V1_STATE_SCHEMA = """
+CREATE TABLE "{schema}"."stream_state" (
+    shop TEXT, resource TEXT, watermark TEXT, window_start TEXT, window_end TEXT, path TEXT,
+    cursor TEXT, bulk_operation_id TEXT, records_in_window BIGINT, last_success_at TEXT,
+    last_error TEXT, last_error_at TEXT, parked_until TEXT, parked_reason TEXT, updated_at TEXT,
+    PRIMARY KEY (shop, resource)
+);
+CREATE TABLE "{schema}"."bulk_operations" (
+    id TEXT, shop TEXT, resource TEXT, window_start TEXT, window_end TEXT, status TEXT,
+    error_code TEXT, created_at TEXT, completed_at TEXT, object_count BIGINT,
+    root_object_count BIGINT, file_size BIGINT, url TEXT, partial_data_url TEXT,
+    bytes_downloaded BIGINT, lines_processed BIGINT, records_written BIGINT,
+    finished BOOLEAN NOT NULL DEFAULT FALSE, updated_at TEXT,
+    PRIMARY KEY (id)
+);
+CREATE INDEX "bulk_operations_unfinished" ON "{schema}"."bulk_operations" (finished, shop, resource);
+"""
+
+# Version 2: the ledger keyed by (shop, id). Shopify numbers bulk operations per shop, so two shops'
+# operations may share an id; keyed by id alone, one shop's record replaced another's.
+_V2_LEDGER_BY_SHOP = """
+ALTER TABLE "{schema}"."bulk_operations" ALTER COLUMN shop SET NOT NULL;
+ALTER TABLE "{schema}"."bulk_operations" DROP CONSTRAINT "bulk_operations_pkey";
+ALTER TABLE "{schema}"."bulk_operations" ADD CONSTRAINT "bulk_operations_pkey" PRIMARY KEY (shop, id);
+"""
+
+# Version 3: shop leases with fencing epochs and daemon heartbeats (state/leases.py), so several
+# daemons can share one database, each shop owned by one of them at a time.
+_V3_LEASES = """
+CREATE TABLE "{schema}"."leases" (
+    shop TEXT PRIMARY KEY, owner TEXT, epoch BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL, renewed_at TIMESTAMPTZ NOT NULL, acquired_at TIMESTAMPTZ
+);
+CREATE TABLE "{schema}"."daemons" (
+    id TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+"""
+
+#: The state tables' migrations: step N brings version N - 1 to N (step 1 creates them). Append a
+#: step to change the schema; never edit a released one.
+MIGRATIONS: tuple[Migration[asyncpg.Connection], ...] = (
+    Migration(version=1, description="stream_state and bulk_operations", apply=_V1_STATE_SCHEMA),
+    Migration(version=2, description="bulk operations keyed by (shop, id)", apply=_V2_LEDGER_BY_SHOP),
+    Migration(version=3, description="shop leases and daemon heartbeats", apply=_V3_LEASES),
+)
+#: Version of the state tables this code writes.
+STATE_SCHEMA_VERSION = check_migrations(MIGRATIONS)
+
+log = logging.getLogger(__name__)
+
+#: The ``leases`` columns as :class:`~shopsync.state.leases.Lease` fields (times as epoch seconds).
+LEASE_COLUMNS = (
+    "shop, owner, epoch, extract(epoch FROM expires_at)::float8 AS expires_at,"
+    " extract(epoch FROM renewed_at)::float8 AS renewed_at"
+)
+
+
+def lease_of(row: asyncpg.Record) -> Lease:
+    """A :class:`Lease` from a row selected with :data:`LEASE_COLUMNS`."""
+    return Lease(
+        shop=row["shop"], owner=row["owner"], epoch=row["epoch"],
+        expires_at=row["expires_at"], renewed_at=row["renewed_at"],
+    )  # fmt: skip
+
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
-_INTEGER_COLUMNS = {
-    "records_in_window",
-    "object_count",
-    "root_object_count",
-    "file_size",
-    "bytes_downloaded",
-    "lines_processed",
-    "records_written",
-}
-
-#: A step of :meth:`PostgresDatabase.atomic`.
-Step = Callable[[asyncpg.Connection], Awaitable[Any]]
 
 # Errors that mean "the database did not do it": translated to StorageError at this boundary.
 DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -76,19 +136,23 @@ def split_schema(url: str) -> tuple[str, str]:
     return dsn, schema
 
 
-class PostgresDatabase(SharedDatabase):
+class PostgresDatabase(SharedDatabase[asyncpg.Connection]):
     """A pool of asyncpg connections to one database and schema, shared by state store and sink."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 10.0) -> None:
         super().__init__()
         self.dsn, self.schema = split_schema(url)
-        self.url = redact_url(url)
+        self._url = redact_url(url)
         self.min_size, self.max_size, self.timeout = min_size, max_size, timeout
         self._pool: asyncpg.Pool | None = None
 
     @property
+    def url(self) -> str:
+        return self._url
+
+    @property
     def location(self) -> str:
-        return self.url
+        return self._url
 
     def __eq__(self, other: object) -> bool:  # identity: one pool per object
         return self is other
@@ -108,6 +172,8 @@ class PostgresDatabase(SharedDatabase):
                 self.dsn, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
             )
             async with pool.acquire() as conn, conn.transaction():
+                # Concurrent CREATE … IF NOT EXISTS of one name can fail: one creator at a time.
+                await self._lock_schema(conn)
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 await conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {self.table('meta')} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -145,19 +211,68 @@ class PostgresDatabase(SharedDatabase):
         async with self.connection(what) as conn, conn.transaction():
             yield conn
 
-    async def atomic(self, what: str, *steps: Step) -> list[Any]:
+    async def atomic(self, what: str, *steps: Step[asyncpg.Connection]) -> list[object]:
         return await settle(self._atomic(what, steps))
 
-    async def _atomic(self, what: str, steps: Sequence[Step]) -> list[Any]:
+    async def _atomic(self, what: str, steps: Sequence[Step[asyncpg.Connection]]) -> list[object]:
         async with self.transaction(what) as conn:
-            return [await step(conn) for step in steps]
+            results: list[object] = []
+            for step in steps:
+                result = step(conn)
+                # The steps here are coroutine functions on the connection; await what they return.
+                results.append(await result if inspect.isawaitable(result) else result)
+            return results
+
+    async def _lock_schema(self, conn: asyncpg.Connection) -> None:
+        """Inside a transaction: wait for, then hold until its end, this schema's advisory lock."""
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"shopsync:{self.schema}")
+
+    async def migrate(
+        self, conn: asyncpg.Connection, key: str, migrations: Sequence[Migration[asyncpg.Connection]]
+    ) -> int:
+        """Inside a transaction: run the steps of ``migrations`` past the version ``key`` records.
+
+        Under the schema's advisory lock, so of several processes opening together one migrates
+        and the others then find the version current. Returns the version reached. A version newer
+        than the last step is refused (:class:`~shopsync.errors.StorageError`); the caller's
+        transaction then rolls back, so a failing step leaves the schema at its old version.
+        """
+        await self._lock_schema(conn)
+        meta = self.table("meta")
+        value = await conn.fetchval(f"SELECT value FROM {meta} WHERE key = $1", key)
+        found = int(value) if value is not None else None
+        where = f"PostgreSQL database {self.url} (schema {self.schema})"
+        steps = pending_migrations(migrations, found, key=key, where=where)
+        for step in steps:
+            if isinstance(step.apply, str):
+                await conn.execute(step.apply.format(schema=self.schema))
+            else:
+                result = step.apply(conn)
+                if inspect.isawaitable(result):
+                    await result
+        if not steps:
+            return int(found or 0)
+        version = steps[-1].version
+        await conn.execute(
+            f"INSERT INTO {meta} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            key,
+            str(version),
+        )
+        log.info(
+            "%s: %s migrated from %s to %s (%s)",
+            where, key, found or 0, version, "; ".join(s.description for s in steps),
+        )  # fmt: skip
+        return version
 
     async def ensure_schema_version(
-        self, conn: asyncpg.Connection, key: str, current: int, create: Any
+        self,
+        conn: asyncpg.Connection,
+        key: str,
+        current: int,
+        create: Callable[[asyncpg.Connection], Awaitable[None]],
     ) -> None:
         """Inside a transaction: create the schema part ``key`` if missing, refuse a newer one."""
-        # One creator at a time (two processes starting together).
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"shopsync:{self.schema}")
+        await self._lock_schema(conn)  # one creator at a time (two processes starting together)
         found = await conn.fetchval(f"SELECT value FROM {self.table('meta')} WHERE key = $1", key)
         if found is None:
             await create(conn)
@@ -176,20 +291,12 @@ class PostgresDatabase(SharedDatabase):
             )
 
 
-def _column_type(name: str) -> str:
-    if name in _INTEGER_COLUMNS:
-        return "BIGINT"
-    if name == "finished":
-        return "BOOLEAN NOT NULL DEFAULT FALSE"
-    return "TEXT"
-
-
 def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     return upsert_sql(table, columns, key, [f"${i}" for i in range(1, len(columns) + 1)])
 
 
-class PostgresStateStore(DatabaseStateStore[PostgresDatabase]):
-    """The :class:`~shopsync.state.base.StateStore` in a PostgreSQL schema."""
+class PostgresStateStore(SqlStateStore[PostgresDatabase, asyncpg.Connection]):
+    """The :class:`~shopsync.state.store.StateStore` in a PostgreSQL schema."""
 
     _UNFINISHED = "NOT finished"
 
@@ -197,29 +304,17 @@ class PostgresStateStore(DatabaseStateStore[PostgresDatabase]):
         super().__init__(database, sink)
         t = database.table
         self._save_stream_sql = _upsert_sql(t("stream_state"), STREAM_COLUMNS, ("shop", "resource"))
-        self._save_bulk_sql = _upsert_sql(t("bulk_operations"), BULK_COLUMNS, ("id",))
+        self._save_bulk_sql = _upsert_sql(t("bulk_operations"), BULK_COLUMNS, ("shop", "id"))
 
     @staticmethod
     def _mark(n: int) -> str:
         return f"${n}"
 
     async def _open_schema(self) -> None:
-        async with self.database.transaction("creating the state tables") as conn:
-            await self.database.ensure_schema_version(
-                conn, "state_schema_version", STATE_SCHEMA_VERSION, self._create
-            )
+        async with self.database.transaction("creating or migrating the state tables") as conn:
+            await self.database.migrate(conn, STATE_SCHEMA_KEY, MIGRATIONS)
 
-    async def _create(self, conn: asyncpg.Connection) -> None:
-        t = self.database.table
-        stream_cols = ", ".join(f"{c} {_column_type(c)}" for c in STREAM_COLUMNS)
-        bulk_cols = ", ".join(f"{c} {_column_type(c)}" for c in BULK_COLUMNS)
-        await conn.execute(f"CREATE TABLE {t('stream_state')} ({stream_cols}, PRIMARY KEY (shop, resource))")
-        await conn.execute(f"CREATE TABLE {t('bulk_operations')} ({bulk_cols}, PRIMARY KEY (id))")
-        await conn.execute(
-            f'CREATE INDEX "bulk_operations_unfinished" ON {t("bulk_operations")} (finished, shop, resource)'
-        )
-
-    async def _select_streams(self, where: str, params: list[Any], *, what: str) -> list[StreamState]:
+    async def _select_streams(self, where: str, params: list[str], *, what: str) -> list[StreamState]:
         sql = (
             f"SELECT {', '.join(STREAM_COLUMNS)} FROM {self.database.table('stream_state')}{where}"
             ' ORDER BY shop COLLATE "C", resource COLLATE "C"'
@@ -228,10 +323,10 @@ class PostgresStateStore(DatabaseStateStore[PostgresDatabase]):
             rows = await conn.fetch(sql, *params)
         return [StreamState(**dict(r)) for r in rows]
 
-    async def _select_bulk(self, where: str, params: list[Any], *, what: str) -> list[BulkOperationRecord]:
+    async def _select_bulk(self, where: str, params: list[str], *, what: str) -> list[BulkOperationRecord]:
         sql = (
             f"SELECT {', '.join(BULK_COLUMNS)} FROM {self.database.table('bulk_operations')}{where}"
-            ' ORDER BY created_at COLLATE "C" NULLS FIRST, id COLLATE "C"'
+            ' ORDER BY created_at COLLATE "C" NULLS FIRST, id COLLATE "C", shop COLLATE "C"'
         )
         async with self.database.connection(what) as conn:
             rows = await conn.fetch(sql, *params)
@@ -243,6 +338,23 @@ class PostgresStateStore(DatabaseStateStore[PostgresDatabase]):
         await conn.execute(self._save_stream_sql, *(getattr(state, c) for c in STREAM_COLUMNS))
         if bulk is not None:
             await self._save_bulk_in(conn, bulk)
+
+    async def _check_lease_in(self, conn: asyncpg.Connection, fence: Fence, shop: str, epoch: int) -> None:
+        # FOR SHARE: a claim (an UPDATE of this row) by another daemon waits until this write
+        # commits, so no write ever lands after a takeover that it did not see.
+        if fence.idle_timeout is not None:
+            # A daemon paused inside this transaction must not hold the lease row (and so every
+            # claim of the shop) for as long as it is paused: the server aborts it when idle.
+            await conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
+                str(max(1, int(fence.idle_timeout * 1000))),
+            )
+        row = await conn.fetchrow(
+            f"SELECT {LEASE_COLUMNS}, extract(epoch FROM clock_timestamp())::float8 AS now"
+            f" FROM {self.database.table('leases')} WHERE shop = $1 FOR SHARE",
+            shop,
+        )
+        check_lease(fence, shop, epoch, lease_of(row) if row is not None else None, row["now"] if row else 0.0)
 
     async def _save_bulk_in(self, conn: asyncpg.Connection, rec: BulkOperationRecord) -> None:
         await conn.execute(self._save_bulk_sql, *(getattr(rec, c) for c in BULK_COLUMNS))

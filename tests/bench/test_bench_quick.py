@@ -3,9 +3,9 @@
 ``make bench`` and ``make chaos`` run the full benchmarks and the long campaign; these tests run
 the small slices each benchmark offers, as the user would (``python -m bench NAME --quick``,
 ``python -m bench.chaos --quick``), and parse what they print, so a benchmark that breaks or
-stops reporting a figure fails here. The daemon slice mostly waits (a 10 s settle and a 30 s
-measurement), so it is started first and runs beside the others: the file takes about as long as
-its longest slice.
+stops reporting a figure fails here. The daemon and busy-shop slices mostly wait (a settle and a
+measurement; a burst and its tail), so they are started first and run beside the others: the file
+takes about as long as its longest slice.
 """
 
 from __future__ import annotations
@@ -40,20 +40,43 @@ def number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
+#: Slices that mostly wait (the daemon's settle and measurement, the busy shop's burst and tail):
+#: started with the module when their test is selected, and run beside the others.
+BACKGROUND = {
+    "test_daemon_quick": ["daemon", "--quick"],
+    "test_busy_quick": ["busy", "--quick", "--json", "{tmp}/busy.json"],
+}
+
+
 @pytest.fixture(scope="module", autouse=True)
-def daemon_slice(request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[str] | None]:
-    """``python -m bench daemon --quick`` started with the module when its test is selected."""
-    if not any(item.name == "test_daemon_quick" for item in request.session.items):
-        yield None
-        return
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", "daemon", "--quick"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.communicate()
+def background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[subprocess.Popen[str], Path]]]:
+    """The :data:`BACKGROUND` slices of the selected tests, each with its folder for figures."""
+    selected = {item.name for item in request.session.items}
+    started: dict[str, tuple[subprocess.Popen[str], Path]] = {}
+    for name, args in BACKGROUND.items():
+        if name not in selected:
+            continue
+        tmp = tmp_path_factory.mktemp(name)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench", *(a.format(tmp=tmp) for a in args)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        started[name] = (proc, tmp)
+    yield started
+    for proc, _ in started.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def finished(background: dict[str, tuple[subprocess.Popen[str], Path]], name: str) -> tuple[str, Path]:
+    """The background slice's output once it ended (it must have exited 0) and its folder."""
+    proc, tmp = background[name]
+    out, _ = proc.communicate(timeout=DEADLINE_S)
+    assert proc.returncode == 0, out[-3000:]
+    return out, tmp
 
 
 def test_simulator_quick() -> None:
@@ -94,6 +117,47 @@ def test_engine_quick(tmp_path: Path) -> None:
     assert doc["backfill"]["split"]["orders"]["objects"] > 5_000
 
 
+def test_ingest_quick(tmp_path: Path) -> None:
+    figures = tmp_path / "ingest.json"
+    done = run_slice("bench", "ingest", "--quick", "--json", str(figures))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    out = done.stdout
+    floor = figure(r"^\| 3,000 \| ([\d,]+) \| orjson.loads of every line \(floor\) \| ([\d.]+) s \| ([\d,]+) \|", out)
+    sqlite = figure(r"^\| 3,000 \| ([\d,]+) \| ingest into SQLite \| ([\d.]+) s \| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \| (\d+) MB \|", out)
+    assert floor[1] == sqlite[1] and number(floor[1]) > 3_000  # the same file: orders and their line items
+    assert number(sqlite[4]) > 0 and float(sqlite[5]) >= 1.0 and int(sqlite[6]) > 0
+    (doc,) = orjson.loads(figures.read_bytes())
+    assert doc["sqlite"]["records"] == 3_000 and doc["sqlite"]["roots"] == 3_000
+    if "postgresql" in doc:  # the server of the PostgreSQL tests, when there is one
+        assert doc["postgresql"]["records"] == 3_000
+        assert re.search(r"^\| 3,000 \| [\d,]+ \| ingest into PostgreSQL \|", out, re.MULTILINE)
+
+
+def test_busy_quick(background: dict[str, tuple[subprocess.Popen[str], Path]]) -> None:
+    out, tmp = finished(background, "test_busy_quick")
+    row = figure(r"^standard\s+auto: during p50\s+([\d.]+) s p99\s+([\d.]+) s, .*stale at end (\d+) \| fixed 5000: ", out)
+    assert 0 < float(row[1]) <= float(row[2])
+    (doc,) = orjson.loads((tmp / "busy.json").read_bytes())
+    assert doc["plan"] == "standard" and doc["changes_in_burst"]["auto"] > 0
+    # The budget-chosen path is never further behind than the fixed count once the burst is over (how far
+    # behind both are after the short quick tail depends on how busy the machine is; the full bench
+    # samples a longer tail).
+    assert doc["auto_stale_at_end"] <= doc["fixed_stale_at_end"], doc
+    assert doc["changes_in_burst"]["fixed"] > 0, doc
+
+
+def test_slices_quick(tmp_path: Path) -> None:
+    figures = tmp_path / "slices.json"
+    done = run_slice("bench", "slices", "--quick", "--json", str(figures))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    figure(r"^max_concurrent_bulk 5: ([\d.]+) s wall, .* (\d+) operation\(s\)", done.stdout)
+    doc = orjson.loads(figures.read_bytes())
+    assert doc["slots1"]["operations"] == 1 and doc["slots5"]["operations"] == 5
+    # Neighbouring slices share their boundary second: its records are exported twice, never by neither.
+    assert doc["slots1"]["roots"] == 20_000 <= doc["slots5"]["roots"] < 20_000 + 4 * 300
+    assert doc["speedup"] > 0
+
+
 def test_chaos_quick() -> None:
     # Strict: one clean sync after the kills must leave each sink equal to its shop.
     done = run_slice("bench.chaos", "--quick")
@@ -110,13 +174,39 @@ def test_chaos_quick() -> None:
     assert "all rounds passed" in out
 
 
-def test_daemon_quick(daemon_slice: subprocess.Popen[str] | None) -> None:
-    assert daemon_slice is not None
-    out, _ = daemon_slice.communicate(timeout=DEADLINE_S)
-    assert daemon_slice.returncode == 0, out[-3000:]
+def test_daemon_quick(background: dict[str, tuple[subprocess.Popen[str], Path]]) -> None:
+    out, _ = finished(background, "test_daemon_quick")
     backfill = figure(r"backfill of every stream: (\d+) s, (\d+) CPU s, peak RSS (\d+) MB", out)
     assert int(backfill[3]) > 0
     lag = figure(r"sync lag over ([\d,]+) samples: p50 ([\d.]+) s, p99 ([\d.]+) s, max ([\d.]+) s; (\d+) streams with errors, (\d+) shops parked", out)
     assert number(lag[1]) > 0 and float(lag[2]) <= float(lag[3]) <= float(lag[4])
     assert (lag[5], lag[6]) == ("0", "0")
     assert figure(r"SIGTERM → exit (\d+) in ([\d.]+) s", out)[1] == "0"
+
+
+def test_budget_quick(tmp_path: Path) -> None:
+    figures = tmp_path / "budget.json"
+    done = run_slice("bench", "budget", "--quick", "--json", str(figures))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    out = done.stdout
+    rows = {}
+    for client in ("shopsync", "sequential", "semaphore"):
+        row = figure(
+            rf"^\| Standard \(100, 2,000\) \| {client} \| ([\d.]+) \| ([\d.]+) % \| [\d,]+ \| (\d+) \| (\d+) \| ([\d.]+) \|", out
+        )
+        rows[client] = {"rate": float(row[1]), "util": float(row[2]), "throttled": int(row[3]), "requests": int(row[4])}
+        assert 0 < rows[client]["util"] <= 100.5, row[0]  # never more than the bucket allowed
+    # shopsync paces itself to the bucket; the fixed-sleep client runs into it.
+    assert rows["shopsync"]["throttled"] == 0, rows
+    assert rows["sequential"]["throttled"] > 0, rows
+    assert rows["shopsync"]["requests"] < rows["sequential"]["requests"], rows
+    assert figure(r"^targets standard: utilisation ([\d.]+)%", out)
+    (doc,) = orjson.loads(figures.read_bytes())["rows"]
+    clients = doc["clients"]
+    # The same window, read whole by each client.
+    assert clients["shopsync"]["orders"] == clients["sequential"]["orders"] == clients["semaphore"]["orders"] == doc["orders"]
+    assert clients["sequential"]["line_items"] == clients["semaphore"]["line_items"] > doc["orders"]
+    # shopsync's own figure and the simulator's count the same answers.
+    assert clients["shopsync"]["own_view"]["throttled"] == 0
+    assert clients["shopsync"]["own_view"]["points_spent"] == clients["shopsync"]["points_spent"]
+    assert doc["speedup_over_sequential"] > 0 and doc["speedup_over_semaphore"] > 0

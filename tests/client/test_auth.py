@@ -17,8 +17,10 @@ from shopsync.client.auth import (
     TokenProvider,
     token_provider_for,
 )
-from shopsync.daemon.logs import redact
 from shopsync.errors import ConfigError, ShopUnavailableError, TransientError
+from shopsync.observability.logs import redact
+from tests.support import FakeClock
+from tests.support.http import serve
 
 CLIENT_ID = "client-id-123"
 SECRET = "very-secret-client-secret"
@@ -70,12 +72,8 @@ class TokenEndpoint:
         await self.runner.cleanup()
 
 
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+def Clock() -> FakeClock:  # the clients' tests start at a fixed, recent epoch second
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture
@@ -248,18 +246,11 @@ async def test_rate_limit_carries_retry_after(session, endpoint):
 
     app = web.Application()
     app.router.add_post("/t", limited)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        tokens = ClientCredentialsToken(session, f"http://127.0.0.1:{port}/t", CLIENT_ID, SECRET)
+    async with serve(app) as url:
+        tokens = ClientCredentialsToken(session, f"{url}/t", CLIENT_ID, SECRET)
         with pytest.raises(TransientError) as info:
             await tokens.token()
         assert (info.value.reason, info.value.retry_after) == ("http_429", 2.5)
-    finally:
-        await runner.cleanup()
 
 
 async def test_connection_refused_is_transient(session):

@@ -7,23 +7,9 @@ import random
 
 import pytest
 
-from shopsync.client.budget import CostBudget, throttle_figures
-
-
-class AutoTime:
-    """A clock whose sleep advances time at once (and records the duration)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+from shopsync.client.budget import CostBudget
+from shopsync.shopify.answers import throttle_figures
+from tests.support import AutoTime
 
 
 class ManualTime:

@@ -13,18 +13,11 @@ import orjson
 import pytest
 from aiohttp import web
 
-from shopsync.bucket import LeakyBucket
 from shopsync.client.auth import ClientCredentialsToken, StaticToken
 from shopsync.client.budget import CostBudget
-from shopsync.client.graphql import (
-    TOKEN_HEADER,
-    GraphQLResponse,
-    ShopClient,
-    classify_answer,
-    classify_http_status,
-    make_session,
-)
+from shopsync.client.graphql import GraphQLResponse, ShopClient
 from shopsync.client.retry import RetryPolicy
+from shopsync.client.transport import TOKEN_HEADER, make_session
 from shopsync.errors import (
     OutcomeUnknownError,
     QueryDocumentError,
@@ -33,6 +26,9 @@ from shopsync.errors import (
     ShopUnavailableError,
     TransientError,
 )
+from shopsync.shopify.bucket import LeakyBucket
+from tests.support import AutoTime
+from tests.support import cost_extension as cost
 
 TOKEN = "shpat_test_token_do_not_leak"
 SHOP_QUERY = "{ shop { name } }"  # requested cost 1
@@ -43,20 +39,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 # -- the fake shop -------------------------------------------------------------------------------------
-def cost(requested=1, actual=1, available=999.0, maximum=1000.0, rate=50.0) -> dict:
-    return {
-        "cost": {
-            "requestedQueryCost": requested,
-            "actualQueryCost": actual,
-            "throttleStatus": {
-                "maximumAvailable": maximum,
-                "currentlyAvailable": available,
-                "restoreRate": rate,
-            },
-        }
-    }
-
-
 def ok(data=None, *, headers=None, **cost_kw) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         body = {
@@ -183,20 +165,6 @@ class FakeShop:
         return web.json_response({})
 
 
-class AutoTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 class Recorder:
     """RequestObserver that records every event."""
 
@@ -215,6 +183,9 @@ class Recorder:
 
     def on_version_mismatch(self, shop, served):
         self.events.append(("version", shop, served))
+
+    def on_deprecated(self, shop, operation):
+        self.events.append(("deprecated", shop, operation))
 
     def on_throttle_status(self, shop, available, maximum, restore_rate):
         self.events.append(("status", shop, available, maximum, restore_rate))
@@ -245,7 +216,7 @@ async def session():
 
 class Harness:
     def __init__(self, shop: FakeShop, session: aiohttp.ClientSession, **kw) -> None:
-        self.budget_time = AutoTime()
+        self.budget_time = AutoTime(0.0)
         self.retry_sleeps: list[float] = []
         self.observer = Recorder()
         self.budget = kw.pop("budget", None) or CostBudget(
@@ -647,6 +618,14 @@ async def test_version_fall_forward_and_deprecation_are_logged_once(shop, sessio
     version_logs = [r for r in caplog.records if "2027-01" in r.getMessage()]
     deprecation_logs = [r for r in caplog.records if "deprecated" in r.getMessage()]
     assert len(version_logs) == 1 and len(deprecation_logs) == 1
+    # Logged once per query: another operation with the same reason is logged again; all counted.
+    with caplog.at_level(logging.WARNING, logger="shopsync.client.graphql"):
+        await h.client.execute(SHOP_QUERY, operation="resource orders (count)")
+    deprecation_logs = [r for r in caplog.records if "deprecated" in r.getMessage()]
+    assert [r.getMessage().split(" in ")[1].split(":")[0] for r in deprecation_logs] == ["query", "resource orders (count)"]
+    assert h.observer.of("deprecated") == [("deprecated", "acme", "query")] * 2 + [
+        ("deprecated", "acme", "resource orders (count)")
+    ]
 
 
 async def test_the_token_never_reaches_logs_or_errors(shop, session, caplog):
@@ -716,52 +695,3 @@ async def test_the_servers_requested_cost_is_learned_for_the_next_call(shop, ses
     assert h.client.estimate(ORDERS_QUERY, {"first": 100}) == 102  # another shape: the static rule
     await h.client.execute(ORDERS_QUERY, {"first": 250, "after": "cursor"})
     assert seen == [pytest.approx(1000 - 252), pytest.approx(995 - 25)]
-
-
-# -- pure classification -----------------------------------------------------------------------------------------
-def test_classify_http_status_table():
-    cases = {
-        401: ("unauthorized", "cancel", ShopUnavailableError),
-        402: ("payment_required", "cancel", ShopUnavailableError),
-        403: ("forbidden", "cancel", ShopUnavailableError),
-        404: ("not_found", "cancel", ShopUnavailableError),
-        423: ("locked", "cancel", ShopUnavailableError),
-        429: ("http_429", "cancel", TransientError),
-        500: ("http_5xx", "abandon", TransientError),
-        502: ("http_5xx", "cancel", TransientError),
-        503: ("http_5xx", "cancel", TransientError),
-        504: ("http_5xx", "abandon", TransientError),
-        400: ("http_4xx", "cancel", QueryError),
-        430: ("http_4xx", "abandon", TransientError),
-    }
-    for status, (outcome, budget, kind) in cases.items():
-        v = classify_http_status(status, b"", {}, shop="acme")
-        assert (v.outcome, v.budget, type(v.error)) == (outcome, budget, kind), status
-    v = classify_http_status(503, b"", {"Retry-After": "2"}, shop="acme")
-    assert isinstance(v.error, TransientError) and v.error.retry_after == 2.0
-
-
-def test_classify_answer_reads_cost_even_without_data():
-    verdict, info = classify_answer(
-        [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
-        None,
-        cost(requested=752, actual=None, available=666.0),
-        shop="acme",
-    )
-    assert verdict.outcome == "throttled" and verdict.budget == "throttled"
-    assert info.requested == 752 and info.actual is None
-    assert info.throttle_status["currentlyAvailable"] == 666.0
-    # MAX_COST_EXCEEDED with only the message to go on
-    verdict, _ = classify_answer(
-        [
-            {
-                "message": "Query cost is 1066, which exceeds the single query max cost limit (1000).",
-                "extensions": {"code": "MAX_COST_EXCEEDED"},
-            }
-        ],
-        None,
-        None,
-        shop="acme",
-    )
-    assert isinstance(verdict.error, QueryTooCostlyError)
-    assert (verdict.error.cost, verdict.error.max_cost) == (1066, 1000)

@@ -10,8 +10,9 @@ import pytest
 
 from shopsync.client.auth import ClientCredentialsToken, StaticToken
 from shopsync.client.budget import CostBudget
-from shopsync.client.graphql import ShopClient, make_session
+from shopsync.client.graphql import ShopClient
 from shopsync.client.retry import RetryPolicy
+from shopsync.client.transport import make_session
 from shopsync.errors import QueryTooCostlyError, ShopUnavailableError
 from shopsync.simulator.config import DataConfig, FaultConfig, SimConfig
 from shopsync.simulator.server import run_simulator
@@ -38,6 +39,12 @@ class Recorder:
 
     def on_version_mismatch(self, shop, served):
         self.versions.append(served)
+
+    def on_deprecated(self, shop, operation):
+        return None
+
+    def on_throttle_status(self, shop, available, maximum, restore_rate):
+        return None
 
 
 def sim_config(**kw) -> SimConfig:

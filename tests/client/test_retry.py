@@ -13,6 +13,7 @@ from shopsync.errors import (
     IntegrityError,
     QueryError,
     QueryTooCostlyError,
+    ResourceUnavailableError,
     ShopUnavailableError,
     StorageError,
     ThrottledError,
@@ -75,7 +76,7 @@ def test_other_classes():
     park = p.decide(ShopUnavailableError("locked", status=423, reason="shop is locked"), 1)
     assert park.action == "park" and "423" in park.reason and "shop" in park.reason
     scope = p.decide(
-        ShopUnavailableError("scope", status=403, reason="missing read_orders", resource_only=True), 1
+        ResourceUnavailableError("scope", status=403, reason="missing read_orders"), 1
     )
     assert scope.action == "park" and "resource" in scope.reason
     for err in (

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from shopsync.config import load_settings
 from shopsync.daemon.app import Daemon
 from shopsync.daemon.scheduler import quiet_apscheduler
+from shopsync.settings import load_settings
 
 StartDaemon = Callable[..., Awaitable[Daemon]]
 

@@ -11,11 +11,11 @@ import orjson
 import pytest
 
 from shopsync.daemon.app import RunState
-from shopsync.daemon.logs import redact, setup_logging
+from shopsync.observability.logs import redact, setup_logging
 from shopsync.simulator.server import run_simulator
-
-from .daemon_support import (
+from tests.support.daemon import (
     ALL_RESOURCES,
+    DaemonRecorder,
     assert_matches_truth,
     bulk_operations,
     get_json,
@@ -37,12 +37,15 @@ async def test_reload_adds_removes_and_changes_shops_without_dropping_in_flight_
     its schedule. A file that is not TOML, or that moves the database, is rejected with its message
     while the running configuration continues."""
     # alpha's bulk export runs for a few seconds (1,000 objects/s).
-    slow = small_shop("alpha", seed=3, bulk_objects_per_second=20.0)
+    # Its data ends five minutes ago: alpha is removed before a second window could read records
+    # stamped within the safety margin of the first (the default anchor is the current minute).
+    slow = small_shop("alpha", seed=3, bulk_objects_per_second=20.0, data={"anchor": float(int(time.time()) - 300)})
     async with run_simulator(slow, small_shop("beta", seed=4), small_shop("gamma", seed=5)) as server:
         alpha, beta, gamma = (server.shops[n] for n in ("alpha", "beta", "gamma"))
         config = tmp_path / "shopsync.toml"
         write_config(config, [alpha, beta], shop_keys={"alpha": {"resources": ["orders"]}})
-        daemon = await start_daemon(config, token_env(alpha))
+        record = DaemonRecorder()
+        daemon = await start_daemon(config, token_env(alpha), hooks=record)
         db = tmp_path / "state.db"
         op = await poll(
             lambda: [o for o in bulk_operations(db) if o["shop"] == "alpha" and not o["finished"]],
@@ -53,7 +56,7 @@ async def test_reload_adds_removes_and_changes_shops_without_dropping_in_flight_
         write_config(config, [beta, gamma], shop_keys={"beta": {"resources": ["orders", "products"], "every": "2s"}})
         daemon.request_reload()
         async with asyncio.timeout(20):
-            await daemon.wait_until(lambda: daemon.reloads == [True])
+            await record.wait_until(lambda: record.reloads == [True])
         specs = daemon.scheduler.specs
         assert {k for k in specs if k.startswith("alpha/")} == set()
         assert {k for k in specs if k.startswith("beta/")} == {"beta/orders", "beta/products"}
@@ -69,10 +72,10 @@ async def test_reload_adds_removes_and_changes_shops_without_dropping_in_flight_
         assert [o["id"] for o in bulk_operations(db) if o["shop"] == "alpha"] == [op[0]["id"]]
         assert_matches_truth(alpha, db, resources=["orders"])
         async with asyncio.timeout(30):
-            await daemon.wait_until(lambda: all(daemon.successes.get(("gamma", r), 0) >= 1 for r in ALL_RESOURCES))
+            await record.wait_until(lambda: all(record.successes.get(("gamma", r), 0) >= 1 for r in ALL_RESOURCES))
         assert_matches_truth(gamma, db)
         # Once idle, the removed shop is forgotten: no status rows, no metric series.
-        await daemon.wait_until(lambda: ("alpha", "orders") not in daemon.syncing)
+        await record.wait_until(lambda: ("alpha", "orders") not in daemon.syncing)
         assert "alpha" not in {s["name"] for s in daemon.status()["shops"]}
         _, metrics = await get_text(daemon.http_url + "/metrics")
         assert 'shop="alpha"' not in metrics and 'shop="gamma"' in metrics
@@ -80,25 +83,25 @@ async def test_reload_adds_removes_and_changes_shops_without_dropping_in_flight_
         # A broken file: rejected with the parser's message, everything keeps running.
         good = config.read_text()
         config.write_text(good + "\n[daemon\n")
-        beta_runs = daemon.successes[("beta", "orders")]
-        with caplog.at_level(logging.ERROR, logger="shopsync.daemon.app"):
+        beta_runs = record.successes[("beta", "orders")]
+        with caplog.at_level(logging.ERROR, logger="shopsync.daemon.reload"):
             daemon.request_reload()
             async with asyncio.timeout(20):
-                await daemon.wait_until(lambda: len(daemon.reloads) == 2)
-        assert daemon.reloads == [True, False]
+                await record.wait_until(lambda: len(record.reloads) == 2)
+        assert record.reloads == [True, False]
         rejected = [r.getMessage() for r in caplog.records if "reload rejected" in r.getMessage()]
         assert rejected and "not valid TOML" in rejected[0] and str(config) in rejected[0]
         # Moving the database needs a restart: rejected too.
         config.write_text(good.replace("state.db", "other.db"))
-        with caplog.at_level(logging.ERROR, logger="shopsync.daemon.app"):
+        with caplog.at_level(logging.ERROR, logger="shopsync.daemon.reload"):
             daemon.request_reload()
             async with asyncio.timeout(20):
-                await daemon.wait_until(lambda: len(daemon.reloads) == 3)
-        assert daemon.reloads == [True, False, False]
+                await record.wait_until(lambda: len(record.reloads) == 3)
+        assert record.reloads == [True, False, False]
         assert any("database: changed; restart shopsync" in r.getMessage() for r in caplog.records)
         assert daemon.state is RunState.RUNNING
         async with asyncio.timeout(20):
-            await daemon.wait_until(lambda: daemon.successes[("beta", "orders")] >= beta_runs + 2)
+            await record.wait_until(lambda: record.successes[("beta", "orders")] >= beta_runs + 2)
         assert not (tmp_path / "other.db").exists()
 
 
@@ -139,10 +142,11 @@ async def test_tokens_never_reach_logs_metrics_or_status(tmp_path, start_daemon)
         level = root.level
         handler = setup_logging(format="json", level="debug", stream=buffer)
         try:
-            daemon = await start_daemon(config, token_env(alpha))
+            record = DaemonRecorder()
+            daemon = await start_daemon(config, token_env(alpha), hooks=record)
             async with asyncio.timeout(30):
-                await daemon.wait_until(
-                    lambda: all(daemon.successes.get((s, r), 0) >= 2 for s in ("alpha", "beta") for r in ALL_RESOURCES)
+                await record.wait_until(
+                    lambda: all(record.successes.get((s, r), 0) >= 2 for s in ("alpha", "beta") for r in ALL_RESOURCES)
                 )
             issued = list(beta.tokens._issued)  # the simulator's record of tokens it granted
             assert issued, "beta should have been issued a token through the client-credentials grant"

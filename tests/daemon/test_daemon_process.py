@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from shopsync.simulator.server import run_simulator
-
-from .daemon_support import (
+from tests.support.daemon import (
     DaemonProcess,
     NotifySocket,
     assert_matches_truth,
@@ -247,5 +246,5 @@ async def test_demo_starts_syncs_stops_on_ctrl_c_and_resumes(tmp_path):
         runs.append(demo)
     started = [[r["msg"] for r in run.lines if "started bulk operation" in r.get("msg", "")] for run in runs]
     assert started[0] and not started[1]  # the backfill ran once
-    assert sorted(p.name for p in state_dir.iterdir()) >= ["demo.json", "shopsync.db", "shopsync.toml", "token"]
+    assert {p.name for p in state_dir.iterdir()} >= {"demo.json", "shopsync.db", "shopsync.toml", "token"}
     assert (state_dir / "token").stat().st_mode & 0o077 == 0

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from shopsync.daemon.status import persisted_park
+from shopsync.daemon.parking import persisted_park
 from shopsync.simulator.config import MutatorConfig
 from shopsync.simulator.server import run_simulator
 from shopsync.state.models import StreamState
 from shopsync.timeutil import format_ts, from_epoch
-
-from .daemon_support import (
+from tests.support.daemon import (
     ALL_RESOURCES,
+    DaemonRecorder,
     assert_matches_truth,
     get_json,
     get_text,
@@ -28,8 +28,8 @@ from .daemon_support import (
 pytestmark = pytest.mark.usefixtures("quiet_logs")
 
 
-def all_streams_succeeded(daemon, shops, times: int) -> bool:
-    return all(daemon.successes.get((s, r), 0) >= times for s in shops for r in ALL_RESOURCES)
+def all_streams_succeeded(record: DaemonRecorder, shops, times: int) -> bool:
+    return all(record.successes.get((s, r), 0) >= times for s in shops for r in ALL_RESOURCES)
 
 
 async def test_two_shops_with_live_mutations_end_exactly_equal_to_the_shops(tmp_path, start_daemon):
@@ -42,35 +42,37 @@ async def test_two_shops_with_live_mutations_end_exactly_equal_to_the_shops(tmp_
     async with run_simulator(*configs) as server:
         shops = list(server.shops.values())
         config = write_config(tmp_path / "shopsync.toml", shops)
-        daemon = await start_daemon(config, token_env(shops[0]))
+        record = DaemonRecorder()
+        await start_daemon(config, token_env(shops[0]), hooks=record)
         names = [s.name for s in shops]
 
         # Backfill, then at least two incremental rounds while the shops keep changing.
         async with asyncio.timeout(60):
-            await daemon.wait_until(lambda: all_streams_succeeded(daemon, names, 3))
+            await record.wait_until(lambda: all_streams_succeeded(record, names, 3))
         for shop in shops:
             assert shop.mutator is not None and shop.mutator.counters.created > 0
             shop.mutator.pause()
         paused_at = time.time()
-        locations_runs = {n: daemon.successes[(n, "locations")] for n in names}
+        locations_runs = {n: record.successes[(n, "locations")] for n in names}
         # Everything changed before the pause carries an updatedAt <= this second.
         needed = format_ts(from_epoch(paused_at + 1))
         db = tmp_path / "state.db"
 
         def caught_up() -> bool:
             rows = stream_states(db)
-            keys = [k for k in rows if k[0] in names]
-            # Every stream and every deletion-event stream committed a window ending after the pause.
+            # Every stream and every deletion-event stream committed a window ending after the pause (the
+            # engine's other rows, such as a stream's last path decision, keep no window).
+            keys = [k for k in rows if k[0] in names and ("@" not in k[1] or k[1].endswith("@deletions"))]
             return len(keys) >= len(names) * len(ALL_RESOURCES) and all(
                 rows[k]["watermark"] is not None and rows[k]["watermark"] >= needed
                 for k in keys
                 if k[1] != "locations"  # read whole each run: no watermark to compare
-            ) and all(daemon.successes[(n, "locations")] >= locations_runs[n] + 2 for n in names)
+            ) and all(record.successes[(n, "locations")] >= locations_runs[n] + 2 for n in names)
 
         async with asyncio.timeout(60):
-            await daemon.wait_until(caught_up)
+            await record.wait_until(caught_up)
 
-        assert all(r.ok for r in daemon.last_results.values()), [r.error for r in daemon.last_results.values() if not r.ok]
+        assert all(r.ok for r in record.last_results.values()), [r.error for r in record.last_results.values() if not r.ok]
         for shop in shops:
             assert_matches_truth(shop, db)
             counters = shop.mutator.counters
@@ -98,29 +100,40 @@ async def test_a_parked_shop_never_stalls_the_others(tmp_path, start_daemon):
         config = write_config(
             tmp_path / "shopsync.toml", [alpha, beta, gamma], daemon={"park_backoff": "1s", "park_backoff_max": "4s"}
         )
-        daemon = await start_daemon(config, token_env(alpha))
+        record = DaemonRecorder()
+        daemon = await start_daemon(config, token_env(alpha), hooks=record)
         denied = ("inventory_levels", "locations")
         others = [r for r in ALL_RESOURCES if r not in denied]
+
+        # beta's parking durations, sampled after every finished run from the start (each failed
+        # run's parking is applied before the hooks hear of it, so no duration goes unseen).
+        durations: list[float] = []
+
+        def beta_durations() -> None:
+            d = daemon.parking.last_duration("beta")
+            if d is not None and (not durations or durations[-1] != d):
+                durations.append(d)
+
+        def gamma_synced() -> bool:
+            beta_durations()
+            return all(record.successes.get(("gamma", r), 0) >= 1 for r in ALL_RESOURCES)
 
         # gamma worked, then starts failing with 503 on every request (the client retries each
         # request, then the run fails; three such runs in a row park the shop).
         async with asyncio.timeout(30):
-            await daemon.wait_until(lambda: all(daemon.successes.get(("gamma", r), 0) >= 1 for r in ALL_RESOURCES))
+            await record.wait_until(gamma_synced)
         gamma.faults.set(http_503=1.0, retry_after=0.05)
-        durations: list[float] = []
 
         def settled() -> bool:
-            d = daemon.parking.last_duration("beta")
-            if d is not None and (not durations or durations[-1] != d):
-                durations.append(d)
+            beta_durations()
             return (
-                all(daemon.successes.get(("alpha", r), 0) >= 5 for r in others)
+                all(record.successes.get(("alpha", r), 0) >= 5 for r in others)
                 and "gamma" in daemon.parking.shops
                 and durations[-1:] == [4.0]
             )
 
         async with asyncio.timeout(60):
-            await daemon.wait_until(settled)
+            await record.wait_until(settled)
 
         # Back-off doubles per failed retry round and is capped; each round costs beta one
         # request per stream, the other 1-second ticks none.
@@ -152,7 +165,7 @@ async def test_a_parked_shop_never_stalls_the_others(tmp_path, start_daemon):
         # Unfrozen: after its current parking ends, beta syncs everything and is no longer parked.
         beta.set_status(None)
         async with asyncio.timeout(30):
-            await daemon.wait_until(lambda: all(daemon.successes.get(("beta", r), 0) >= 1 for r in ALL_RESOURCES))
+            await record.wait_until(lambda: all(record.successes.get(("beta", r), 0) >= 1 for r in ALL_RESOURCES))
         assert "beta" not in daemon.parking.shops and daemon.parking.last_duration("beta") is None
         assert_matches_truth(beta, tmp_path / "state.db")
         rows = stream_states(tmp_path / "state.db")
@@ -164,9 +177,10 @@ async def test_endpoints_on_a_live_daemon(tmp_path, start_daemon):
     async with run_simulator(small_shop("alpha", data={"orders": 100, "tie_group_size": 20, "big_orders": 0})) as server:
         alpha = server.shop()
         config = write_config(tmp_path / "shopsync.toml", [alpha])
-        daemon = await start_daemon(config, token_env(alpha))
+        record = DaemonRecorder()
+        daemon = await start_daemon(config, token_env(alpha), hooks=record)
         async with asyncio.timeout(30):
-            await daemon.wait_until(lambda: all_streams_succeeded(daemon, ["alpha"], 1))
+            await record.wait_until(lambda: all_streams_succeeded(record, ["alpha"], 1))
         url = daemon.http_url
         assert url.startswith("http://127.0.0.1:")
         code, health = await get_json(url + "/healthz")

@@ -19,18 +19,17 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from shopsync.config import load_settings
-from shopsync.daemon import status as status_cli
+from shopsync.commands import status as status_cli
+from shopsync.commands.status import format_table, human_duration
 from shopsync.daemon.app import Daemon
 from shopsync.daemon.health import Heartbeats
-from shopsync.daemon.logs import redact, register_secrets
 from shopsync.daemon.parking import (
     TRANSIENT_RUNS_TO_PARK,
+    Park,
     Parking,
     clear_persisted_park,
     persist_park,
 )
-from shopsync.daemon.progress import BarDisplay, Progress
 from shopsync.daemon.reload import plan_reload
 from shopsync.daemon.scheduler import (
     ScheduleSpec,
@@ -39,14 +38,23 @@ from shopsync.daemon.scheduler import (
     diff_specs,
     schedule_specs,
 )
-from shopsync.daemon.status import BudgetView, LiveView, Park, build_status, format_table, human_duration
+from shopsync.daemon.status import BudgetView, LiveView, build_status
 from shopsync.daemon.view import StreamView, ViewObserver
-from shopsync.errors import ConfigError, QueryError, ShopUnavailableError, StorageError, TransientError
+from shopsync.errors import (
+    ConfigError,
+    QueryError,
+    ResourceUnavailableError,
+    ShopUnavailableError,
+    StorageError,
+    TransientError,
+)
+from shopsync.observability.logs import redact, register_secrets
+from shopsync.observability.progress import BarDisplay, Progress
+from shopsync.settings import load_settings
 from shopsync.simulator.server import run_simulator
 from shopsync.state.models import BulkOperationRecord, StreamState
-from shopsync.storage import open_storage
-
-from .daemon_support import ALL_RESOURCES, small_shop, token_env, write_config
+from shopsync.state.open import open_storage
+from tests.support.daemon import ALL_RESOURCES, small_shop, token_env, write_config
 
 # -- schedules ------------------------------------------------------------------------------
 
@@ -180,6 +188,37 @@ async def test_a_slow_run_is_never_started_twice_and_missed_runs_coalesce():
     assert started == 2
 
 
+async def test_a_run_that_came_due_during_a_slow_run_is_reported_for_a_run_right_after():
+    """The scheduler tells ``on_skip`` which stream's run it could not start, so the daemon runs it
+    once more as soon as the slow run ends instead of a whole interval later."""
+    told: list[tuple[str, str]] = []
+    was_told = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(shop: str, resource: str) -> None:
+        await release.wait()
+
+    async def nothing() -> None:
+        return None
+
+    def on_skip(shop: str, resource: str) -> None:
+        told.append((shop, resource))
+        was_told.set()
+
+    scheduler = StreamScheduler(slow, heartbeat=nothing, heartbeat_every=10.0, on_skip=on_skip)
+    scheduler.start()
+    try:
+        scheduler.apply({"a/orders": ScheduleSpec(shop="a", resource="orders", every=0.05)})
+        async with asyncio.timeout(5):
+            await was_told.wait()
+    finally:
+        release.set()
+        scheduler.shutdown()
+        await asyncio.sleep(0)
+    assert set(told) == {("a", "orders")}
+    assert scheduler.skipped >= len(told)
+
+
 async def test_next_runs_by_stream_for_the_status_document():
     async def job(shop: str, resource: str) -> None:
         return None
@@ -247,7 +286,8 @@ def test_parking_restored_after_a_restart_keeps_its_step():
 
 
 def _unavailable(status: int, reason: str, *, resource_only: bool = False) -> ShopUnavailableError:
-    return ShopUnavailableError(f"HTTP {status} from the shop", status=status, reason=reason, resource_only=resource_only)
+    kind = ResourceUnavailableError if resource_only else ShopUnavailableError
+    return kind(f"HTTP {status} from the shop", status=status, reason=reason)
 
 
 def _transient(reason: str = "http_503") -> TransientError:
@@ -403,6 +443,7 @@ async def test_a_failing_state_store_costs_the_record_not_the_daemon(caplog):
 def test_register_secrets_covers_tokens_and_database_passwords(tmp_path):
     (tmp_path / "id").write_text("client-id-1234567")
     (tmp_path / "secret").write_text("client-secret-abcdefgh")
+    (tmp_path / "secret").chmod(0o600)  # secret files others can read are refused
     path = tmp_path / "shopsync.toml"
     path.write_text(
         'database = "postgresql://sync:pg-password-98765@db.example/shopsync"\n'
@@ -555,7 +596,8 @@ async def test_the_stream_view_reads_the_store_and_follows_engine_events(caplog)
     assert [c[0] for c in metrics.calls] == [
         "on_bulk_status", "on_checkpoint", "on_checkpoint", "on_bulk_finished", "on_throttle_status"
     ]
-    assert ViewObserver(object(), view, clock=lambda: NOW).on_some_future_hook("a") is None
+    # No catch-all: an event outside the protocols is an AttributeError, not silently dropped.
+    assert not hasattr(ViewObserver(metrics, view, clock=lambda: NOW), "on_some_future_hook")
 
     store.ops = []
     await view.refresh_stream(store, ("a", "products"))
@@ -771,3 +813,24 @@ async def test_run_once_mode_parks_a_locked_shop_until_its_backoff_ends(tmp_path
             assert daemon.scheduler is not None and not daemon.scheduler.specs  # nothing armed
         finally:
             await daemon.stop()
+
+
+def test_a_resource_with_its_own_every_runs_on_it_unless_the_shop_overrides_it(tmp_path):
+    # gift_cards' file says every: 1h, the payouts' 6h; orders have none and keep the shop's.
+    settings = _settings(
+        tmp_path,
+        '[daemon]\nevery = "10m"\n'
+        + SHOP.format(n="a") + 'resources = ["orders", "gift_cards", "shopify_payments_payouts"]\ncron = "*/5 * * * *"\n'
+        + 'resource_every = { shopify_payments_payouts = "30m" }\n',
+    )  # fmt: skip
+    specs = schedule_specs(settings)
+    assert specs["a/orders"].cron == "*/5 * * * *" and specs["a/orders"].every is None
+    assert specs["a/gift_cards"] == ScheduleSpec(shop="a", resource="gift_cards", every=3600.0, jitter=10.0)
+    assert specs["a/shopify_payments_payouts"].every == 1800.0 and specs["a/shopify_payments_payouts"].cron is None
+
+
+def test_resource_every_must_name_the_shops_resources(tmp_path):
+    with pytest.raises(ConfigError, match=r"shop\[0\] \(a\)\.resource_every\.gift_cards: 'gift_cards' is not one of this shop's resources"):
+        _settings(tmp_path, SHOP.format(n="a") + 'resources = ["orders"]\nresource_every = { gift_cards = "2h" }\n')
+    with pytest.raises(ConfigError, match=r"resource_every\.orders: must be longer than 0"):
+        _settings(tmp_path, SHOP.format(n="a") + 'resources = ["orders"]\nresource_every = { orders = 0 }\n')

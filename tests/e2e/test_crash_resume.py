@@ -17,12 +17,13 @@ import time
 import orjson
 import pytest
 
-from shopsync.config import load_settings
+from shopsync.engine.bulk_files import INGEST_BATCH
 from shopsync.queries import builder
+from shopsync.settings import load_settings
 from shopsync.simulator.server import run_simulator
-from shopsync.sinks.jsonl import read_latest
+from shopsync.state.jsonl import read_latest
 from shopsync.state.models import StreamState
-from shopsync.storage import open_storage
+from shopsync.state.open import open_storage
 from shopsync.timeutil import format_ts, from_epoch, parse_ts
 
 from .conftest import (
@@ -81,7 +82,10 @@ NAMED = [
 
 @pytest.mark.parametrize(("point", "path", "sink"), NAMED, ids=[f"{p}-{s}" for p, _, s in NAMED])
 async def test_kill_at_named_point_then_rerun(tmp_path, point, path, sink):
-    cfg = sim_config(time_scale=100.0, data={"orders": 1_500})
+    # A kill in the middle of a bulk file's records needs a file of more than one commit
+    # (INGEST_BATCH records each).
+    orders = INGEST_BATCH + 1_000 if point.startswith("mid_bulk_write") else 1_500
+    cfg = sim_config(time_scale=100.0, data={"orders": orders})
     async with run_simulator(cfg) as server:
         shop = server.shop()
         sink_url = f"jsonl://{tmp_path / 'out'}" if sink == "jsonl" else None
@@ -190,3 +194,28 @@ def _recorded_bulk_ops_status(db):
         ).fetchall()
     finally:
         con.close()
+
+
+async def test_kill_between_a_failed_export_and_its_re_read_then_rerun(tmp_path):
+    """Killed after a failed export (shuffled roots, partial data) was recorded and before its
+    window was exported again: the rerun plans the re-export from the bulk_operations ledger —
+    the failed window's first half, not the whole window again as if nothing had failed — and
+    the copy is exact."""
+    async with run_simulator(sim_config()) as server:
+        shop = server.shop()
+        shop.faults.set(bulk_order="shuffled_blocks", bulk_fail="INTERNAL_SERVER_ERROR", bulk_fail_after=0.5, bulk_fail_count=1)
+        config = write_config(tmp_path / "shopsync.toml", [shop], sync={"path": "bulk"}, extra_shop_keys={shop.name: ORDERS_ONLY})
+        crashed = await sync_subprocess(config, token_env(shop), extra_env={"SHOPSYNC_CRASHPOINT": "after_failed_export"})
+        assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr[-2000:])
+        (failed,) = _recorded_bulk_ops_status(tmp_path / "state.db")
+        assert failed[3:] == ("FAILED", "INTERNAL_SERVER_ERROR"), failed
+        rerun = await sync_subprocess(config, token_env(shop))
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert "after failed export" in rerun.stderr
+        ops = _recorded_bulk_ops_status(tmp_path / "state.db")
+        # The first operation of the rerun starts where the failed one did, on half its window.
+        assert ops[1][0] == failed[0] and ops[1][1] < failed[1], ops
+        assert all(op[3] == "COMPLETED" for op in ops[1:]), ops
+        assert _bulk_created(shop) == len(ops), ops
+        assert_matches_truth(shop, tmp_path / "state.db", resources=["orders"])
+        assert _row_count(tmp_path / "state.db", "orders") == len(shop.truth("orders"))

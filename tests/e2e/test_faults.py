@@ -55,7 +55,13 @@ async def test_request_faults_are_survived_exactly(tmp_path, switches, counter, 
         assert_matches_truth(shop, tmp_path / "state.db")
 
 
-async def test_bulk_failure_with_partial_data_resumes_from_what_it_covered(tmp_path):
+async def test_bulk_failure_with_partial_data_exports_its_window_again(tmp_path):
+    """A failed operation's partial file does not say what part of the window it covered: root
+    rows need not follow the sort key (shopify-api-facts §3), so "its records up to the last 250
+    by updatedAt" (the old rule, resuming after them) lost records whenever the file was in
+    another order. Now the failed window is exported again from its start, halved — the first
+    half, then the rest — and for orders (line items: a nested connection) nothing of the cut file
+    is written, since any order in it may lack children that lay past the cut."""
     async with run_simulator(sim_config()) as server:
         shop = server.shop()
         shop.faults.set(bulk_fail="INTERNAL_SERVER_ERROR", bulk_fail_after=0.7, bulk_fail_count=1)
@@ -65,10 +71,11 @@ async def test_bulk_failure_with_partial_data_resumes_from_what_it_covered(tmp_p
         report = await sync_once(config, token_env(shop))
         assert report.ok, report.failures()
         ops = _bulk_ops(tmp_path / "state.db", "orders")
-        assert [op[1:3] for op in ops] == [("FAILED", "INTERNAL_SERVER_ERROR"), ("COMPLETED", None)], ops
-        # The second operation starts where the partial file's trusted records end, not at the
-        # beginning: what the failed operation covered is not exported again.
-        assert ops[0][3] is None and ops[1][3] is not None, ops
+        assert [op[1:3] for op in ops] == [("FAILED", "INTERNAL_SERVER_ERROR"), ("COMPLETED", None), ("COMPLETED", None)], ops
+        # The second operation starts where the failed one started, on the first half of its
+        # window; the third covers the rest, up to the failed window's end.
+        assert ops[0][3] is None and ops[1][3] is None and ops[1][4] < ops[0][4], ops
+        assert ops[2][3] == ops[1][4] and ops[2][4] == ops[0][4], ops
         assert_matches_truth(shop, tmp_path / "state.db", resources=["orders"])
 
 

@@ -1,4 +1,4 @@
-"""``shopsync check`` through the real command line (shopsync.cli.main)."""
+"""``shopsync check`` through the real command line (shopsync.commands.main.main)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shopsync.cli import main
+from shopsync.commands.main import main
+from shopsync.queries import load_resources
 
 TOKEN = "shpat_do_not_print_me"
 
@@ -89,7 +90,7 @@ def test_user_queries_are_listed(tmp_path, capsys):
     shops = '[[shop]]\nname = "acme"\ndomain = "acme.myshopify.com"\naccess_token = { env = "CHECK_TOKEN" }\nresources = ["drafts"]\n'
     assert main(["check", "--config", str(config(tmp_path, 'queries_dir = "queries"', shops))]) == 0
     out = capsys.readouterr().out
-    assert "8 resources" in out and f"from {queries.resolve()}: drafts" in out
+    assert f"{len(load_resources()) + 1} resources" in out and f"from {queries.resolve()}: drafts" in out
     assert "access scopes: read_draft_orders" in section(out, "acme")
 
 

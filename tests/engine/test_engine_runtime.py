@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shopsync.config import load_settings
 from shopsync.engine.engine import SyncEngine
+from shopsync.settings import load_settings
 
 
 def _config(tmp_path, shops: list[tuple[str, str]], name="shopsync.toml"):

@@ -11,9 +11,16 @@ from graphql.language import Visitor
 from shopsync.errors import ConfigError, QueryDocumentError, QueryTooCostlyError
 from shopsync.queries import builder as b
 from shopsync.queries import load_resources, minimal_scopes, packaged_dir
-from shopsync.schema import parse_and_validate
+from shopsync.queries.header import HEADER_KEYS, ResourceHeader, parse_header
+from shopsync.shopify.schema import parse_and_validate
 
-PACKAGED = {"collections", "customers", "inventory_items", "inventory_levels", "locations", "orders", "products"}
+PACKAGED = {
+    "collections", "customers", "inventory_items", "inventory_levels", "locations", "orders", "products",
+    "gift_cards", "shopify_payments_balance_transactions", "shopify_payments_disputes", "shopify_payments_payouts",
+    "product_metafields", "shop_metafields", "order_metafields", "customer_metafields", "collection_metafields",
+    "collection_memberships", "draft_orders", "abandoned_checkouts", "fulfillment_orders", "markets",
+    "product_media", "order_fulfillments", "order_returns",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +164,48 @@ def test_header_and_fragment_problems_are_named(tmp_path, text, expected):
     message = load_error(tmp_path, "bad", text)
     assert str(tmp_path / "bad.graphql") in message
     assert expected in message
+
+
+# -- the shared header parser (the loader's and the simulator's) -------------------------------
+
+
+def test_parse_header_reads_keys_values_and_lines():
+    text = "\n# shopsync:resource\n# root: locations.inventoryLevels\n#root_args:  includeInactive: true  \n# filter: none\n# sort:\n#\n# prose: not a key\nfragment L on InventoryLevel { id }\n"
+    header = parse_header(text, "levels.graphql")
+    assert isinstance(header, ResourceHeader) and header.origin == "levels.graphql"
+    assert dict(header.values) == {"root": "locations.inventoryLevels", "root_args": "includeInactive: true", "filter": "none", "sort": ""}
+    assert dict(header.lines) == {"root": 3, "root_args": 4, "filter": 5, "sort": 6}
+    assert header.end_line == 7  # the bare '#' ends the header, so the prose after it is not a key
+    assert header.value("root_args") == "includeInactive: true" and header.line("filter") == 5
+    assert header.value("sort") is None and "sort" in header  # given empty
+    assert header.value("count") is None and header.line("count") is None and "count" not in header
+    with pytest.raises(TypeError):
+        header.values["root"] = "orders"  # type: ignore[index]
+
+
+def test_parse_header_accepts_every_packaged_file(resources):
+    for resource in resources.values():
+        header = parse_header(resource.fragment_source, resource.origin)
+        assert dict(header.lines) == dict(resource.header_lines)
+        assert set(header.values) <= set(HEADER_KEYS)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("fragment O on Order { id }\n", "shop.graphql:1: the file must start with a '# shopsync:resource' line"),
+        ("\n\n# root: orders\n", "shop.graphql:3: the file must start with a '# shopsync:resource' line"),
+        ("", "shop.graphql: the file must start with a '# shopsync:resource' line"),
+        ("# shopsync:resource\n# root: orders\n# filter: none\n# srot: ID\n", "shop.graphql:4: unknown header key 'srot'"),
+        ("# shopsync:resource\n# root: orders\n# root: products\n# filter: none\n", "shop.graphql:3: header key 'root' given twice (first on line 2)"),
+        ("# shopsync:resource\n# root: orders\nfragment O on Order { id }\n", "shop.graphql: header key 'filter' is missing"),
+    ],
+)
+def test_parse_header_errors_name_the_file_and_line(text, expected):
+    with pytest.raises(QueryDocumentError) as info:
+        parse_header(text, "shop.graphql")
+    assert str(info.value).startswith(expected)
+    assert isinstance(info.value, ConfigError)
 
 
 def test_two_nested_connections_with_one_node_type_are_refused(tmp_path):

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from shopsync.engine.windows import (
     Window,
-    choose_path,
     committed_watermark,
     next_window,
     split,
@@ -122,14 +121,6 @@ def test_split_of_a_window_too_short_returns_it_whole():
     assert split(Window(None, T0), earliest=T0 + timedelta(days=1)) == [Window(None, T0)]
 
 
-def test_choose_path():
-    assert choose_path(None, threshold=5000, is_backfill=True) == "bulk"
-    assert choose_path(10, threshold=5000, is_backfill=True) == "bulk"
-    assert choose_path(None, threshold=5000, is_backfill=False) == "paginated"
-    assert choose_path(5000, threshold=5000, is_backfill=False) == "paginated"
-    assert choose_path(5001, threshold=5000, is_backfill=False) == "bulk"
-
-
 def test_state_strings_round_trip():
     w = Window(T0, T0 + timedelta(hours=2))
     assert window_to_state(w) == "2026-03-01T12:00:00Z/2026-03-01T14:00:00Z"
@@ -141,3 +132,23 @@ def test_state_strings_round_trip():
         window_from_state("2026-03-01T12:00:00Z")
     assert watermark_from_state(watermark_to_state(T0)) == T0
     assert watermark_to_state(None) is None and watermark_from_state(None) is None
+
+
+# -- the next export after failed ones (issue 9) --------------------------------------------------
+def test_retry_window_halves_the_smallest_failed_window_from_the_same_start():
+    from shopsync.engine.windows import retry_window
+
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC)
+    early = datetime(2006, 1, 1, tzinfo=UTC)
+    assert retry_window(start, end, [], earliest=early) == Window(start, end)
+    assert retry_window(start, end, [end], earliest=early) == Window(start, datetime(2026, 1, 2, tzinfo=UTC))
+    # Two failures at this start: the smaller window is halved again.
+    noon = datetime(2026, 1, 2, tzinfo=UTC)
+    assert retry_window(start, end, [end, noon], earliest=early) == Window(start, datetime(2026, 1, 1, 12, tzinfo=UTC))
+    # A window without a start is cut from `earliest` and keeps start=None.
+    assert retry_window(None, end, [end], earliest=early).start is None
+    # Too short to cut: exported whole again. A failed window of the start's one second gives a
+    # part that still advances past it (the whole part, halved).
+    one = start + timedelta(seconds=1)
+    assert retry_window(start, end, [one], earliest=early) == Window(start, one)
+    assert retry_window(start, end, [start], earliest=early) == Window(start, noon)

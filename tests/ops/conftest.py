@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from prometheus_client import CollectorRegistry
 
-from shopsync.daemon.metrics import Metrics, StateSnapshot, StreamSnapshot
+from shopsync.observability.metrics import Metrics, StateSnapshot, StreamSnapshot
 
 
 def populated(clock: Callable[[], float] | None = None) -> Metrics:
@@ -26,8 +26,14 @@ def populated(clock: Callable[[], float] | None = None) -> Metrics:
     o.on_bulk_finished("acme", "products", "completed", 95.0, 1200)
     o.on_bulk_status("acme", "customers", "RUNNING", 10)
     o.on_guard_mismatch("acme", "orders", "count")
+    o.on_path_decision("acme", "orders", "bulk", "estimate")
     o.on_checkpoint("acme", "orders", "2026-11-25T23:00:00Z")
     m.set_ready(True)
+    m.leases_held.set(1)
+    m.leases_acquired.inc()
+    m.leases_lost.labels(reason="renewal").inc()
+    m.writes_refused.labels(reason="epoch").inc()
+    m.shop_unowned.labels(shop="globex").set(12.0)
     m.set_state_provider(
         lambda: StateSnapshot(
             streams=[

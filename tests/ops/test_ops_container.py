@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.support.http import serve
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERFILE = ROOT / "Containerfile"
 HADOLINT = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
@@ -154,17 +156,10 @@ async def test_healthcheck_command_against_a_live_endpoint():
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        assert await run_healthcheck(f"http://127.0.0.1:{port}/healthz") == 0
+    async with serve(app) as url:
+        assert await run_healthcheck(f"{url}/healthz") == 0
         healthy["ok"] = False
-        assert await run_healthcheck(f"http://127.0.0.1:{port}/healthz") == 1
-    finally:
-        await runner.cleanup()
+        assert await run_healthcheck(f"{url}/healthz") == 1
     assert await run_healthcheck(f"http://127.0.0.1:{free_port()}/healthz") == 1  # nothing listening
     assert final_stage()["ENV"] and "SHOPSYNC_HEALTHCHECK_URL=http://127.0.0.1:9464/healthz" in " ".join(
         final_stage()["ENV"]

@@ -10,8 +10,8 @@ import secrets
 import orjson
 import pytest
 
-from shopsync.daemon.logs import bind, log_context, redact, register_secret, setup_logging
 from shopsync.errors import ConfigError
+from shopsync.observability.logs import bind, log_context, redact, register_secret, setup_logging
 
 log = logging.getLogger("shopsync.test")
 
@@ -131,7 +131,7 @@ def test_registered_secret_never_appears(fmt):
     token = f'shpat_{secrets.token_hex(16)}"\\{secrets.token_hex(4)}'
     client_secret = f"cs-{secrets.token_hex(12)}"
     register_secret(token)
-    register_secret(Revealable(client_secret))  # a wrapper like shopsync.config.Secret works as well
+    register_secret(Revealable(client_secret))  # a wrapper like shopsync.settings.Secret works as well
     out = io.StringIO()
     setup_logging(fmt, "debug", stream=out)
     with log_context(shop="acme"):

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shopsync import API_VERSION, __version__
-from shopsync.daemon.metrics import (
+from shopsync.observability.metrics import (
     Metrics,
     StateSnapshot,
     StreamSnapshot,
@@ -20,15 +20,7 @@ from shopsync.daemon.metrics import (
     format_status,
     max_lag,
 )
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
+from tests.support import FakeClock
 
 #: Every label any shopsync metric may carry: nothing that could hold a token, a domain or a URL.
 ALLOWED_LABELS = {
@@ -91,6 +83,11 @@ def test_names_units_and_labels_follow_prometheus_conventions(make_metrics):
         "shopsync_stream_parked",
         "shopsync_build_info",
         "shopsync_ready",
+        "shopsync_leases_held",
+        "shopsync_leases_acquired_total",
+        "shopsync_leases_lost_total",
+        "shopsync_writes_refused_total",
+        "shopsync_shop_unowned_seconds",
     ):
         assert expected in names, expected
 
@@ -120,6 +117,8 @@ def test_observer_updates_the_metrics(make_metrics):
     assert value(m, "shopsync_bulk_operation_running_objects", shop="acme", resource="orders") == 400
     assert value(m, "shopsync_bulk_operation_running_objects", shop="acme", resource="products") is None
     assert value(m, "shopsync_guard_mismatches_total", shop="acme", resource="orders", kind="count") == 1
+    labels = {"shop": "acme", "resource": "orders", "path": "bulk", "reason": "estimate"}
+    assert value(m, "shopsync_path_decisions_total", **labels) == 1
     assert value(m, "shopsync_checkpoints_total", shop="acme", resource="orders") == 1
     assert value(m, "shopsync_ready") == 1
     (info,) = scrape(m)["shopsync_build_info"]
@@ -128,7 +127,7 @@ def test_observer_updates_the_metrics(make_metrics):
 
 
 def test_lag_is_computed_at_scrape_time_from_the_clock(make_metrics):
-    clock = Clock(10_000.0)
+    clock = FakeClock(10_000.0)
     m = make_metrics(clock)
     assert value(m, "shopsync_sync_lag_seconds", shop="acme", resource="orders") == 100
     assert (

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from shopsync.daemon.sdnotify import Notifier, Watchdog, watchdog_interval
+from tests.support import FakeClock
 
 
 @pytest.fixture
@@ -109,14 +110,6 @@ def test_send_failure_is_logged_not_raised(tmp_path, caplog):
 )
 def test_watchdog_interval(env, expected):
     assert watchdog_interval(env) == expected
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_watchdog_pings_only_while_the_scheduler_progresses(notify_socket, caplog):

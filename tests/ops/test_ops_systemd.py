@@ -125,12 +125,12 @@ else:
 import asyncio, sqlite3, ssl
 import aiohttp, apscheduler, asyncpg, gql, graphql, orjson, prometheus_client
 from aiohttp import web
-import shopsync.daemon.logs, shopsync.daemon.metrics, shopsync.daemon.sdnotify, shopsync.schema
+import shopsync.observability.logs, shopsync.observability.metrics, shopsync.daemon.sdnotify, shopsync.shopify.schema
 ssl.create_default_context()
 db = sqlite3.connect(":memory:")
 db.execute("create table t (x)")
 db.execute("insert into t values (1)")
-shopsync.schema.load_schema()
+shopsync.shopify.schema.load_schema()
 async def main():
     app = web.Application()
     app.router.add_get("/", lambda request: web.json_response({"ok": True}))

@@ -4,39 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
 
-from shopsync.simulator.config import DataConfig, FaultConfig, SimConfig
+from shopsync.simulator.config import SimConfig
 from shopsync.simulator.server import SimulatedShop, SimulatorServer, run_simulator
-
-
-@dataclass
-class FakeClock:
-    """A wall clock the test moves by hand (epoch seconds)."""
-
-    now: float = field(default_factory=lambda: float(int(time.time())))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def small_config(**overrides: Any) -> SimConfig:
-    """A store small enough to build in milliseconds; ``data=``/``faults=`` may be dicts of changes."""
-    data = DataConfig(seed=7, orders=30, products=6, customers=12, locations=2, collections=3, big_orders=0, tie_groups=0)
-    if isinstance(overrides.get("data"), dict):
-        overrides["data"] = replace(data, **overrides["data"])
-    if isinstance(overrides.get("faults"), dict):
-        overrides["faults"] = FaultConfig(**overrides["faults"])
-    overrides.setdefault("data", data)
-    overrides.setdefault("time_scale", 100.0)
-    return SimConfig(**overrides)
+from tests.support import FakeClock, small_config
 
 
 @dataclass
@@ -57,7 +33,8 @@ def make_config() -> Callable[..., SimConfig]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    """A wall clock the test moves by hand (epoch seconds), starting at the current second."""
+    return FakeClock(float(int(time.time())))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 import pytest
 
-from shopsync.schema import load_schema
+from shopsync.shopify.schema import load_schema
 from shopsync.simulator.bulk import check_bulk_query
 from shopsync.simulator.server import run_simulator
 
@@ -282,3 +282,65 @@ async def test_signed_url_expires_and_cannot_be_forged(server, gql, http, clock)
     assert (await poll(gql, shop, op["id"]))["status"] == "EXPIRED"
     missing = url.replace("/bulk-", "/nothing-")
     assert (await download(http, missing))[0] == 404
+
+
+# -- root order and concurrency (issue 9) ---------------------------------------------------------
+SORTED_ORDERS = "{ orders(sortKey: UPDATED_AT) { edges { node { id updatedAt lineItems { edges { node { id } } } } } } }"
+
+
+async def _export_roots(gql, http, shop) -> tuple[list[dict], list[dict]]:
+    op = await finish(gql, shop, (await start(gql, shop, SORTED_ORDERS))["bulkOperation"]["id"])
+    rows = lines((await download(http, op["url"]))[1])
+    return [r for r in rows if "__parentId" not in r], rows
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled_blocks", "by_id"])
+async def test_bulk_order_lists_the_same_rows_in_another_root_order(make_config, gql, http, order) -> None:
+    from shopsync.simulator.bulk_rows import ROOT_BLOCK
+
+    async with run_simulator(make_config(data={"orders": 300})) as srv:
+        shop = srv.shop()
+        expected_roots, expected_rows = await _export_roots(gql, http, shop)
+        shop.faults.set(bulk_order=order)
+        roots, rows = await _export_roots(gql, http, shop)
+    key = [(r["updatedAt"], int(r["id"].rsplit("/", 1)[-1])) for r in expected_roots]
+    assert key == sorted(key) and len(key) == 300  # the default follows the sort key
+    assert sorted(orjson.dumps(r) for r in rows) == sorted(orjson.dumps(r) for r in expected_rows)
+    # Every child still comes after its parent.
+    seen: set[str] = set()
+    for r in rows:
+        if "__parentId" in r:
+            assert r["__parentId"] in seen
+        else:
+            seen.add(r["id"])
+    got = [(r["updatedAt"], int(r["id"].rsplit("/", 1)[-1])) for r in roots]
+    if order == "sorted":
+        assert roots == expected_roots
+    elif order == "shuffled_blocks":
+        assert got != sorted(got)
+        blocks = [got[i : i + ROOT_BLOCK] for i in range(0, len(got), ROOT_BLOCK)]
+        # Blocks of consecutive roots (in the sort key's order), the blocks in another order.
+        assert sorted(b for b in blocks) == [key[i : i + ROOT_BLOCK] for i in range(0, len(key), ROOT_BLOCK)]
+    else:
+        ids = [n for _, n in got]
+        assert ids == sorted(ids) and got != sorted(got)
+
+
+async def test_counters_report_the_most_bulk_operations_running_at_once(make_config, gql) -> None:
+    # Slow exports, so that all three are still running when the third starts.
+    async with run_simulator(make_config(data={"orders": 300}, bulk_objects_per_second=1.0)) as srv:
+        shop = srv.shop()
+        assert shop.counters.as_dict()["bulk_max_concurrent"] == 0
+        first = await start(gql, shop)
+        assert (await poll(gql, shop, first["bulkOperation"]["id"]))["status"] == "RUNNING"
+        assert shop.counters.as_dict()["bulk_max_concurrent"] == 1
+        gids = [first["bulkOperation"]["id"]] + [(await start(gql, shop))["bulkOperation"]["id"] for _ in range(2)]
+        assert [(await poll(gql, shop, g))["status"] for g in gids] == ["RUNNING"] * 3
+        assert shop.counters.as_dict()["bulk_max_concurrent"] == 3
+        for g in gids:
+            await gql(shop, CANCEL, {"id": g})
+        await asyncio.wait_for(asyncio.gather(*(shop.bulk.by_gid(g).finished.wait() for g in gids)), timeout=20)
+        # Finished operations do not lower the maximum; a new one alone does not raise it.
+        again = await start(gql, shop)
+        assert (await poll(gql, shop, again["bulkOperation"]["id"]))["status"] == "RUNNING"
+        assert shop.counters.as_dict()["bulk_max_concurrent"] == 3

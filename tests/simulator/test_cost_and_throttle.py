@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from graphql import parse
 
-from shopsync.bucket import LeakyBucket
-from shopsync.cost import actual_cost, requested_cost
-from shopsync.schema import load_schema
+from shopsync.shopify.bucket import LeakyBucket
+from shopsync.shopify.cost import actual_cost, requested_cost
+from shopsync.shopify.schema import load_schema
 from shopsync.simulator.config import PLANS, SimConfig
 from shopsync.simulator.server import run_simulator
 

@@ -138,8 +138,12 @@ def test_override_restores_and_unknown_switch_is_refused() -> None:
         f.set(http_999=1.0)
     with pytest.raises(ConfigError):
         f.set(bulk_fail="NOPE")
+    with pytest.raises(ConfigError, match="bulk_order"):
+        f.set(bulk_order="backwards")
+    f.set(bulk_order="by_id")
+    assert f.settings.bulk_order == "by_id" and "bulk_order" in repr(f)
     f.reset()
-    assert f.roll_request() is None
+    assert f.roll_request() is None and f.settings.bulk_order == "sorted"
 
 
 def test_bulk_failure_budget_lets_a_retry_succeed() -> None:

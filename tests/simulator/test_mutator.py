@@ -4,32 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
 
 from shopsync.simulator.config import DataConfig, MutatorConfig
 from shopsync.simulator.data import fmt_ts
 from shopsync.simulator.mutator import Mutator
 from shopsync.simulator.search import parse_search
 from shopsync.simulator.store import ShopStore
+from tests.support import FakeClock
 
 START = 1_790_000_000.0
 
 
-@dataclass
-class Clock:
-    now: float = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make(config: MutatorConfig, *, seed: int = 4, time_scale: float = 1.0, orders: int = 2_000) -> tuple[ShopStore, Mutator, Clock]:
-    clock = Clock()
+def make(config: MutatorConfig, *, seed: int = 4, time_scale: float = 1.0, orders: int = 2_000) -> tuple[ShopStore, Mutator, FakeClock]:
+    clock = FakeClock(START)
     store = ShopStore(DataConfig(seed=11, orders=orders, anchor=START - 60), clock=clock, index_lag=1.0)
     return store, Mutator(store, config, time_scale=time_scale, seed=seed, clock=clock), clock
 
 
-def run_for(mutator: Mutator, clock: Clock, seconds: int, step: float = 1.0) -> None:
+def run_for(mutator: Mutator, clock: FakeClock, seconds: int, step: float = 1.0) -> None:
     t = 0.0
     mutator.step()
     while t < seconds:

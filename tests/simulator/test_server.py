@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shopsync.cli import build_parser
-from shopsync.simulator.cli import configs_from_args
+from shopsync.commands.main import build_parser
+from shopsync.commands.simulate import configs_from_args
 from shopsync.simulator.config import MutatorConfig
 from shopsync.simulator.server import compile_document, run_simulator
 
@@ -168,7 +168,7 @@ def test_cli_flags_build_configs() -> None:
     args = build_parser().parse_args(
         ["simulate", "--port", "0", "--seed", "5", "--orders", "100", "--shops", "3", "--plan", "plus",
          "--time-scale", "10", "--fault-503", "0.1", "--bulk-fail", "TIMEOUT", "--bulk-fail-count", "1",
-         "--download-cut", "0.5", "--token", "tok", "--mutate-orders-per-day", "5000"]
+         "--download-cut", "0.5", "--token", "tok", "--mutate-orders-per-day", "5000", "--bulk-order", "shuffled_blocks"]
     )
     assert isinstance(args, argparse.Namespace)
     configs = configs_from_args(args)
@@ -178,6 +178,7 @@ def test_cli_flags_build_configs() -> None:
     assert c.access_tokens == ("tok",) and c.plan == "plus" and c.time_scale == 10
     assert c.faults.http_503 == 0.1 and c.faults.bulk_fail == "TIMEOUT" and c.faults.bulk_fail_count == 1
     assert c.faults.download_cut == 0.5 and c.mutator.orders_per_day == 5000
+    assert c.faults.bulk_order == "shuffled_blocks"
     assert c.bucket_limits() == (20000.0, 10000.0)
 
 

@@ -1,7 +1,9 @@
 """Backends for the storage contract suites.
 
 Each backend is a factory of *unopened* storage objects over one set of files, so a test can open,
-close and reopen the same store. Adding a backend (e.g. PostgreSQL) is adding an entry here.
+close and reopen the same store. Adding a backend (e.g. PostgreSQL) is adding an entry here: a URL
+pair in STORAGE_BACKENDS/SINK_BACKENDS, or an in-memory wiring in MEMORY_STORAGE_BACKENDS/
+MEMORY_SINK_BACKENDS (no URL, no file: one MemoryDatabase per test stands for the file).
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import overload
 
 import asyncpg
 import pytest
 
-from shopsync.sinks import make_sink
-from shopsync.sinks.base import Sink
-from shopsync.storage import Storage, open_storage
+from shopsync.state.memory import MemoryDatabase, MemorySink, MemoryStateStore
+from shopsync.state.open import Storage, make_sink, open_storage
+from shopsync.state.sink import Sink
+from shopsync.state.store import StateStore
 
 #: The PostgreSQL server the PostgreSQL backends use (each test gets its own schema, dropped after).
 PG_URL = os.environ.get("SHOPSYNC_TEST_PG", "postgresql://127.0.0.1:5432/test")
@@ -34,15 +38,23 @@ STORAGE_BACKENDS = {
     "sqlite+postgresql": ("sqlite:state.db", PG),
 }
 
+# In-memory state store, with its sink on the same MemoryDatabase (None) or at a sink URL.
+MEMORY_STORAGE_BACKENDS: dict[str, str | None] = {
+    "memory-shared": None,
+    "memory+jsonl": "jsonl:out",
+}
+
 SINK_BACKENDS = {
     "sqlite": "sqlite:sink.db",
     "jsonl": "jsonl:out",
     "postgresql": PG,
 }
 
+MEMORY_SINK_BACKENDS = {"memory"}
+
 # What each sink guarantees about older replays: keyed sinks skip them, append-only logs keep every
 # line (the reader resolves newest-wins), so only keyed sinks report ``skipped_older``.
-KEYED_SINKS = {"sqlite", "postgresql"}
+KEYED_SINKS = {"sqlite", "postgresql", "memory"}
 
 
 def _run(coro: Awaitable[object]) -> object:
@@ -76,6 +88,18 @@ def pg_url() -> Iterator[str]:
     _run(drop())
 
 
+@overload
+def resolve(url: str, request: pytest.FixtureRequest) -> str: ...
+
+
+@overload
+def resolve(url: None, request: pytest.FixtureRequest) -> None: ...
+
+
+@overload
+def resolve(url: str | None, request: pytest.FixtureRequest) -> str | None: ...
+
+
 def resolve(url: str | None, request: pytest.FixtureRequest) -> str | None:
     """``url`` with the PostgreSQL placeholder replaced (creating the test's schema fixture)."""
     if url is not None and PG in url:
@@ -95,17 +119,52 @@ def storage_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def storage_urls(storage_backend: str, request: pytest.FixtureRequest) -> tuple[str, str | None]:
     database_url, sink_url = STORAGE_BACKENDS[storage_backend]
-    return resolve(database_url, request), resolve(sink_url, request)  # type: ignore[return-value]
+    return resolve(database_url, request), resolve(sink_url, request)
+
+
+@pytest.fixture(params=sorted(STORAGE_BACKENDS) + sorted(MEMORY_STORAGE_BACKENDS))
+def contract_backend(request: pytest.FixtureRequest) -> str:
+    """Every state store backend: the URL ones (also run by the kill -9 tests) and the in-memory ones."""
+    return request.param
+
+
+async def open_memory_storage(database: MemoryDatabase, sink_url: str | None, base_dir: Path) -> Storage:
+    """The in-memory state store on ``database`` with its sink, opened like ``open_storage`` does."""
+    sink: Sink
+    if sink_url is None:
+        sink = MemorySink(database)
+    else:
+        sink = make_sink(sink_url, base_dir=base_dir, rotate_bytes=4096)
+    state: StateStore = MemoryStateStore(database, sink)
+    await state.open()
+    try:
+        await sink.open()
+    except BaseException:
+        await state.close()
+        raise
+    return Storage(state=state, sink=sink, shared_transaction=state.shares_transaction)
 
 
 @pytest.fixture
-async def open_store(storage_urls: tuple[str, str | None], tmp_path: Path) -> AsyncIterator[StorageFactory]:
+async def open_store(
+    contract_backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[StorageFactory]:
     """A function opening (again) the same storage; everything opened is closed at the end."""
     opened: list[Storage] = []
-    database_url, sink_url = storage_urls
+    memory = MemoryDatabase()
 
     async def factory() -> Storage:
-        storage = await open_storage(database_url, sink_url, base_dir=tmp_path, rotate_bytes=4096)
+        if contract_backend in MEMORY_STORAGE_BACKENDS:
+            sink_url = resolve(MEMORY_STORAGE_BACKENDS[contract_backend], request)
+            storage = await open_memory_storage(memory, sink_url, tmp_path)
+        else:
+            database_url, sink_url = STORAGE_BACKENDS[contract_backend]
+            storage = await open_storage(
+                resolve(database_url, request),
+                resolve(sink_url, request),
+                base_dir=tmp_path,
+                rotate_bytes=4096,
+            )
         opened.append(storage)
         return storage
 
@@ -119,22 +178,30 @@ async def store(open_store: StorageFactory) -> Storage:
     return await open_store()
 
 
-@pytest.fixture(params=sorted(SINK_BACKENDS))
+@pytest.fixture(params=sorted(SINK_BACKENDS) + sorted(MEMORY_SINK_BACKENDS))
 def sink_backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
 @pytest.fixture
-def sink_url(sink_backend: str, request: pytest.FixtureRequest) -> str:
-    return resolve(SINK_BACKENDS[sink_backend], request)  # type: ignore[return-value]
+def sink_url(sink_backend: str, request: pytest.FixtureRequest) -> str | None:
+    """The sink's URL; None for an in-memory sink."""
+    if sink_backend in MEMORY_SINK_BACKENDS:
+        return None
+    return resolve(SINK_BACKENDS[sink_backend], request)
 
 
 @pytest.fixture
-async def open_sink_again(sink_url: str, tmp_path: Path) -> AsyncIterator[SinkFactory]:
+async def open_sink_again(sink_url: str | None, tmp_path: Path) -> AsyncIterator[SinkFactory]:
     opened: list[Sink] = []
+    memory = MemoryDatabase()
 
     async def factory() -> Sink:
-        sink = make_sink(sink_url, base_dir=tmp_path, rotate_bytes=4096)
+        sink: Sink
+        if sink_url is None:
+            sink = MemorySink(memory)
+        else:
+            sink = make_sink(sink_url, base_dir=tmp_path, rotate_bytes=4096)
         await sink.open()
         opened.append(sink)
         return sink

@@ -12,8 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+from shopsync import crashpoints
 from shopsync.state import Record, StreamState
-from shopsync.storage import open_storage
+from shopsync.state.open import open_storage
 
 PAGE = 25
 SHOP, RESOURCE = "acme", "orders"
@@ -56,4 +57,5 @@ async def main(database_url: str, sink_url: str, base_dir: str) -> None:
 
 
 if __name__ == "__main__":
+    crashpoints.arm_from_environment(os.environ)  # the parent's SHOPSYNC_CRASHPOINT, if any
     asyncio.run(main(*sys.argv[1:4]))

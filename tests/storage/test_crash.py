@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shopsync.sinks.jsonl import list_files
-from shopsync.storage import open_storage
+from shopsync.state.jsonl import list_files
+from shopsync.state.open import open_storage
 
 from . import crash_writer
 from .conftest import STORAGE_BACKENDS
@@ -173,3 +173,21 @@ async def test_crash_between_jsonl_write_and_checkpoint(tmp_path: Path) -> None:
         counts[crash_writer.record_id(n)] for n in range(4 * crash_writer.PAGE, 5 * crash_writer.PAGE)
     } == {2}
     assert {counts[crash_writer.record_id(n)] for n in range(4 * crash_writer.PAGE)} == {1}
+
+
+def _crash_child(code: str, spec: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SHOPSYNC_CRASHPOINT": spec}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=DEADLINE)
+
+
+def test_crash_points_are_armed_explicitly_not_at_import() -> None:
+    """The environment variable alone arms nothing; arm_from_environment() arms ``name:N``."""
+    inert = _crash_child("from shopsync.crashpoints import crashpoint\ncrashpoint('mid_page')\nprint('alive')", "mid_page")
+    assert (inert.returncode, inert.stdout) == (0, "alive\n"), inert.stderr
+    armed = _crash_child(
+        "import os\nfrom shopsync import crashpoints\ncrashpoints.arm_from_environment(os.environ)\n"
+        "crashpoints.crashpoint('polling')\ncrashpoints.crashpoint('mid_page')\nprint('first', flush=True)\n"
+        "crashpoints.crashpoint('mid_page')\nprint('second')",
+        "mid_page:2",
+    )
+    assert (armed.returncode, armed.stdout) == (-signal.SIGKILL, "first\n"), armed.stderr

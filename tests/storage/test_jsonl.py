@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from shopsync.errors import StorageError
-from shopsync.sinks import jsonl as jsonl_module
-from shopsync.sinks.jsonl import JsonlSink, list_files, read_latest
 from shopsync.state import Deletion, Record
+from shopsync.state import jsonl as jsonl_module
+from shopsync.state.jsonl import JsonlSink, list_files, read_latest
 
 
 def rec(i: int, ts: str = "2026-01-01T00:00:00Z", pad: int = 0) -> Record:

@@ -49,7 +49,7 @@ def test_stream_state_validation() -> None:
     with pytest.raises(ValueError, match="negative"):
         StreamState(shop="acme", resource="orders", records_in_window=-1)
     with pytest.raises(TypeError):
-        StreamState("acme", "orders")  # type: ignore[misc]  # keyword-only
+        StreamState("acme", "orders")  # type: ignore[call-arg]  # keyword-only
 
 
 def test_bulk_record_hides_urls_from_repr() -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from shopsync.errors import ConfigError, StorageError
 from shopsync.state import Record, StreamState
+from shopsync.state.open import open_storage
 from shopsync.state.postgres import PostgresStateStore, split_schema
-from shopsync.storage import open_storage
 
 
 def rec(i: int, ts: str = "2026-01-01T00:00:00Z") -> Record:
@@ -57,7 +57,9 @@ async def test_injected_failure_inside_the_transaction_leaves_neither_rows_nor_c
     first = StreamState(shop="acme", resource="orders", cursor="p1", records_in_window=1)
     await storage.commit(first, [rec(1)])
 
-    async def crash_after_rows(self, conn, state, bulk):  # type: ignore[no-untyped-def]
+    async def crash_after_rows(
+        self: PostgresStateStore, conn: asyncpg.Connection, state: StreamState, bulk: object
+    ) -> None:
         assert await conn.fetchval(f"SELECT count(*) FROM {self.database.table('orders')}") == 3
         raise asyncpg.exceptions.DiskFullError("injected: no space left")
 

@@ -8,9 +8,10 @@ import orjson
 import pytest
 
 from shopsync.errors import StorageError
-from shopsync.sinks import make_sink
-from shopsync.sinks.base import Sink
 from shopsync.state import Deletion, Record
+from shopsync.state.models import SinkRow
+from shopsync.state.open import make_sink
+from shopsync.state.sink import Sink
 
 from .conftest import KEYED_SINKS, SINK_BACKENDS, SinkFactory
 
@@ -28,6 +29,11 @@ def rec(
 
 def dele(ts: str, *, gid: str = GID) -> Deletion:
     return Deletion(shop="acme", resource="orders", id=gid, deleted_at=ts)
+
+
+def _data(row: SinkRow) -> bytes:
+    assert row.data is not None
+    return row.data
 
 
 async def latest_data(sink: Sink, gid: str = GID) -> dict | None:
@@ -125,9 +131,9 @@ async def test_shops_and_resources_are_separate(sink: Sink) -> None:
             rec(T1, resource="products", v="product"),
         ]
     )
-    assert orjson.loads((await sink.read_latest("acme", "orders"))[GID].data)["v"] == "acme"
-    assert orjson.loads((await sink.read_latest("zeta", "orders"))[GID].data)["v"] == "zeta"
-    assert orjson.loads((await sink.read_latest("acme", "products"))[GID].data)["v"] == "product"
+    assert orjson.loads(_data((await sink.read_latest("acme", "orders"))[GID]))["v"] == "acme"
+    assert orjson.loads(_data((await sink.read_latest("zeta", "orders"))[GID]))["v"] == "zeta"
+    assert orjson.loads(_data((await sink.read_latest("acme", "products"))[GID]))["v"] == "product"
     assert await sink.read_latest("acme", "customers") == {}
     stats = await sink.stats("acme", "orders")
     assert stats.records == 1 or stats.bytes

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from shopsync.errors import StorageError
-from shopsync.sinks.sqlite import SqliteSink, quote_ident
 from shopsync.state import Record, StreamState
+from shopsync.state.open import open_storage
 from shopsync.state.sqlite import STATE_SCHEMA_VERSION, SqliteDatabase, SqliteStateStore
-from shopsync.storage import open_storage
+from shopsync.state.sqlite_sink import SqliteSink, quote_ident
 
 
 def rec(i: int, ts: str = "2026-01-01T00:00:00Z", resource: str = "orders") -> Record:
@@ -83,7 +83,9 @@ async def test_injected_failure_inside_the_transaction_leaves_neither_rows_nor_c
     real_save = SqliteStateStore._save_state_in
     calls: list[str] = []
 
-    def crash_after_rows(self, conn, state, bulk):  # type: ignore[no-untyped-def]
+    def crash_after_rows(
+        self: SqliteStateStore, conn: sqlite3.Connection, state: StreamState, bulk: object
+    ) -> None:
         # The sink rows of this commit were already executed on this connection, in this transaction.
         calls.append("rows-written")
         assert conn.in_transaction
@@ -112,7 +114,7 @@ async def test_injected_failure_with_a_new_table_keeps_table_cache_right(
 ) -> None:
     storage = await open_storage("sqlite:s.db", base_dir=tmp_path)
 
-    def fail(self, conn, state, bulk):  # type: ignore[no-untyped-def]
+    def fail(self: SqliteStateStore, conn: sqlite3.Connection, state: StreamState, bulk: object) -> None:
         raise sqlite3.OperationalError("injected")
 
     monkeypatch.setattr(SqliteStateStore, "_save_state_in", fail)
@@ -186,3 +188,31 @@ async def test_shared_database_is_closed_once_by_last_user(tmp_path: Path) -> No
     await sink.write([rec(1)])
     await sink.close()
     assert not db.is_open
+
+
+@pytest.mark.parametrize("role", ["state", "sink"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+async def test_corrupted_file_is_reported_and_never_overwritten(tmp_path: Path, role: str, damage: str) -> None:
+    storage = await open_storage("sqlite:state.db", "sqlite:sink.db", base_dir=tmp_path)
+    await storage.commit(StreamState(shop="acme", resource="orders").with_page("c", 50), [rec(i) for i in range(50)])
+    await storage.close()
+    path = tmp_path / f"{role}.db"
+    data = path.read_bytes()
+    assert len(data) > 4096, "needs several pages to truncate"
+    damaged = b"not a database at all " * 300 if damage == "garbage" else data[: len(data) // 2]
+    path.write_bytes(damaged)
+    expected = "does not start with the SQLite header" if damage == "garbage" else "truncated"
+    with pytest.raises(StorageError, match=rf"{path}.*{expected}.*leaves the file as it is"):
+        await open_storage("sqlite:state.db", "sqlite:sink.db", base_dir=tmp_path)
+    assert path.read_bytes() == damaged  # reported, not recreated or "repaired"
+
+
+async def test_sink_from_a_newer_shopsync_is_refused(tmp_path: Path) -> None:
+    storage = await open_storage("sqlite:state.db", "sqlite:sink.db", base_dir=tmp_path)
+    await storage.close()
+    with sqlite3.connect(tmp_path / "sink.db") as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'sink_schema_version'")
+    before = (tmp_path / "sink.db").read_bytes()
+    with pytest.raises(StorageError, match=r"sink\.db has sink_schema_version 99, newer than this shopsync"):
+        await open_storage("sqlite:state.db", "sqlite:sink.db", base_dir=tmp_path)
+    assert (tmp_path / "sink.db").read_bytes() == before

@@ -8,7 +8,7 @@ import pytest
 
 from shopsync.errors import StorageError
 from shopsync.state import BulkOperationRecord, Deletion, Record, StreamState, WriteResult
-from shopsync.storage import Storage
+from shopsync.state.open import Storage
 
 from .conftest import StorageFactory
 
@@ -90,13 +90,13 @@ async def test_state_survives_reopen(open_store: StorageFactory) -> None:
     await store.close()
     again = await open_store()
     assert await again.state.get_stream("acme", "orders") == FULL_STATE
-    assert await again.state.get_bulk_operation(FULL_BULK.id) == FULL_BULK
+    assert await again.state.get_bulk_operation("acme", FULL_BULK.id) == FULL_BULK
 
 
 async def test_bulk_operation_round_trip_and_listing(store: Storage) -> None:
-    assert await store.state.get_bulk_operation(FULL_BULK.id) is None
+    assert await store.state.get_bulk_operation("acme", FULL_BULK.id) is None
     await store.state.save_bulk_operation(FULL_BULK)
-    got = await store.state.get_bulk_operation(FULL_BULK.id)
+    got = await store.state.get_bulk_operation("acme", FULL_BULK.id)
     assert got == FULL_BULK
     assert got is not None and got.url == FULL_BULK.url and got.finished is False
 
@@ -125,6 +125,31 @@ async def test_bulk_operation_round_trip_and_listing(store: Storage) -> None:
     assert FULL_BULK.id not in [r.id for r in await store.state.list_bulk_operations()]
 
 
+async def test_bulk_operations_of_two_shops_with_one_id_are_kept_apart(store: Storage) -> None:
+    """Shopify numbers bulk operations per shop: ``…/BulkOperation/7`` of one shop is not another's."""
+    acme = FULL_BULK
+    zeta = FULL_BULK.replace(shop="zeta", resource="products", status="RUNNING", object_count=5, url=None)
+    await store.state.save_bulk_operation(acme)
+    await store.state.save_bulk_operation(zeta)
+    assert await store.state.get_bulk_operation("acme", acme.id) == acme
+    assert await store.state.get_bulk_operation("zeta", acme.id) == zeta
+    assert await store.state.get_bulk_operation("other", acme.id) is None
+
+    # Updating or finishing one shop's operation leaves the other's as it was.
+    await store.state.save_bulk_operation(zeta.with_progress(lines_processed=3, records_written=2))
+    state = StreamState(shop="acme", resource="orders", bulk_operation_id=acme.id, path="bulk")
+    await store.state.commit(state, [rec(1)], bulk=acme.mark_finished("2026-01-01T00:20:00Z"))
+    assert await store.state.get_bulk_operation("zeta", acme.id) == zeta.with_progress(
+        lines_processed=3, records_written=2
+    )
+    got = await store.state.get_bulk_operation("acme", acme.id)
+    assert got is not None and got.finished and got.shop == "acme"
+    unfinished = await store.state.list_bulk_operations()
+    assert [(r.shop, r.id) for r in unfinished] == [("zeta", acme.id)]
+    every = await store.state.list_bulk_operations(unfinished_only=False)
+    assert sorted((r.shop, r.id) for r in every) == [("acme", acme.id), ("zeta", acme.id)]
+
+
 async def test_commit_writes_records_then_state(store: Storage) -> None:
     state = StreamState(shop="acme", resource="orders").with_window(None, "2026-01-02T00:00:00Z", "paginated")
     result = await store.state.commit(state.with_page("c1", 3), [rec(1), rec(2), rec(3)])
@@ -150,7 +175,7 @@ async def test_commit_with_deletions_and_bulk_record(store: Storage) -> None:
     )
     result = await store.state.commit(state, [], [deletion], bulk=bulk)
     assert result.deleted == 1
-    assert await store.state.get_bulk_operation(bulk.id) == bulk
+    assert await store.state.get_bulk_operation("acme", bulk.id) == bulk
     assert (await store.state.get_stream("acme", "orders")) == state
     row = (await store.sink.read_latest("acme", "orders"))["gid://shopify/Order/1"]
     assert row.deleted_at == "2026-01-01T05:00:00Z"
@@ -233,8 +258,8 @@ async def test_cancelled_commit_is_settled_all_or_nothing(store: Storage, yields
 
 
 async def test_implements_the_protocols(store: Storage) -> None:
-    from shopsync.sinks.base import Sink
-    from shopsync.state.base import StateStore
+    from shopsync.state.sink import Sink
+    from shopsync.state.store import StateStore
 
     assert isinstance(store.state, StateStore)
     assert isinstance(store.sink, Sink)

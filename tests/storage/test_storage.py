@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from shopsync.errors import ConfigError
-from shopsync.sinks.base import path_from_url, redact_url
-from shopsync.sinks.jsonl import JsonlSink
-from shopsync.sinks.sqlite import SqliteSink
-from shopsync.storage import open_storage
+from shopsync.settings.urls import path_from_url, redact_url
+from shopsync.state.jsonl import JsonlSink
+from shopsync.state.open import open_storage
+from shopsync.state.sqlite_sink import SqliteSink
 
 
 async def test_same_file_shares_connection_and_transaction(tmp_path: Path) -> None:
@@ -43,14 +43,14 @@ async def test_separate_sinks_are_not_shared(tmp_path: Path) -> None:
 
 
 async def test_from_settings_like_object(tmp_path: Path) -> None:
-    """What shopsync.config.Settings offers: database, sink_url, sink.rotate_bytes, path (the file)."""
+    """What shopsync.settings.Settings offers: database, sink_url, sink.rotate_bytes, path (the file)."""
     settings = SimpleNamespace(
         database="sqlite:state/s.db",
         sink_url="jsonl:out",
         sink=SimpleNamespace(rotate_bytes=777),
         path=tmp_path / "shopsync.toml",
     )
-    async with await open_storage(settings) as storage:
+    async with await open_storage(settings) as storage:  # type: ignore[arg-type]  # duck-typed on purpose
         assert isinstance(storage.sink, JsonlSink) and storage.sink.rotate_bytes == 777
         assert storage.sink.root == tmp_path / "out"  # relative to the configuration file
         assert storage.database_url == f"sqlite://{tmp_path}/state/s.db"

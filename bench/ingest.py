@@ -1,0 +1,261 @@
+"""Bulk ingest benchmark: a bulk result file into the sink, against parsing the same file.
+
+A result file of N orders with their line items (``groupObjects: false``, the simulator's rows and
+order, written as the simulator writes them) is made once per size. Then, each in a child process
+of its own (so its peak RSS is its alone, from ``os.wait4``), on the same file in the same run:
+
+* **floor**: ``orjson.loads`` over every line, nothing else;
+* **sqlite**: shopsync's ingest of the file (``engine.bulk_files.write_file``: reassembly, records,
+  commits of records and checkpoint in one transaction) into a SQLite database that is state and
+  sink at once, the default layout;
+* **postgresql**: the same into PostgreSQL (``--postgres URL``, a fresh schema; skipped when the
+  server cannot be reached).
+
+Printed per size: lines/s, records/s, peak RSS, and the time as a multiple of the floor. The
+download is not part of it (a local file; the engine benchmark shows it is not a factor).
+
+``python -m bench ingest [--quick] [--orders N …] [--postgres URL] [--json FILE]``; default sizes
+100,000 and 1,000,000 orders, ``--quick`` 3,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+DEFAULT_SIZES = (100_000, 1_000_000)
+QUICK_SIZES = (3_000,)
+DEFAULT_PG = "postgresql://127.0.0.1:5432/test"
+PG_SCHEMA = "bench_ingest"
+OP_ID = "gid://shopify/BulkOperation/1"
+
+
+# ---------------------------------------------------------------------------------------------
+# The result file
+# ---------------------------------------------------------------------------------------------
+def write_result_file(path: Path, orders: int, *, seed: int = 3) -> int:
+    """Write the bulk result of ``orders`` orders with line items to ``path``; returns its lines."""
+    from shopsync.queries import builder, load_resources
+    from shopsync.shopify.schema import parse_and_validate
+    from shopsync.simulator.config import DataConfig
+    from shopsync.simulator.executor import Executor
+    from shopsync.simulator.store import ShopStore
+
+    now = float(int(time.time()))
+    store = ShopStore(DataConfig(seed=seed, orders=orders, anchor=now - 3600), clock=lambda: now, index_lag=0.0)
+    document = parse_and_validate(builder.bulk_query(load_resources()["orders"], None), origin="bench ingest")
+    lines = 0
+    with path.open("wb") as fh:
+        block: list[bytes] = []
+        for row in Executor(store).bulk_rows(document, group_objects=False):
+            block.append(orjson.dumps(row))  # as the simulator's bulk operation writes its file
+            if len(block) >= 5000:
+                fh.write(b"\n".join(block) + b"\n")
+                lines += len(block)
+                block = []
+        if block:
+            fh.write(b"\n".join(block) + b"\n")
+            lines += len(block)
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# The children (python -m bench.ingest --child KIND FILE [TARGET])
+# ---------------------------------------------------------------------------------------------
+def _child_floor(path: Path) -> dict[str, Any]:
+    loads = orjson.loads
+    t0 = time.perf_counter()
+    lines = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            loads(line)
+            lines += 1
+    return {"seconds": time.perf_counter() - t0, "lines": lines}
+
+
+async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
+    from shopsync.engine import bulk_files
+    from shopsync.observability.events import NullObserver
+    from shopsync.queries import load_resources
+    from shopsync.settings import SyncConfig
+    from shopsync.state.models import BulkOperationRecord, StreamState
+    from shopsync.state.open import open_storage
+
+    resource = load_resources()["orders"]
+    storage = await open_storage(url)
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        # What _write_file reads of a stream's context (engine/context.py), nothing more.
+        ctx = types.SimpleNamespace(
+            shop=types.SimpleNamespace(name="bench"), resource=resource, state_store=storage.state,
+            settings=SyncConfig(), work_dir=work, observer=NullObserver(), label="bench/orders", clock=time.time,
+        )  # fmt: skip
+        end = "2030-01-01T00:00:00Z"
+        state = StreamState(shop="bench", resource="orders").with_window(None, end, "bulk", bulk_operation_id=OP_ID)
+        op = BulkOperationRecord(
+            id=OP_ID, shop="bench", resource="orders", window_start=None, window_end=end, status="COMPLETED",
+            created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z",
+        )  # fmt: skip
+        await storage.state.commit(state, bulk=op)
+        t0 = time.perf_counter()
+        roots, state = await bulk_files.write_file(ctx, state, op, path, keep=None)  # type: ignore[arg-type]
+        seconds = time.perf_counter() - t0
+        written = state.records_in_window
+    finally:
+        await storage.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return {"seconds": seconds, "roots": roots, "records": written}
+
+
+def _peak_rss_mb() -> float | None:
+    """This process's own peak RSS since its ``exec`` (``VmHWM``; ``ru_maxrss`` would include
+    the parent's pages the child had between fork and exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _child(argv: list[str]) -> int:
+    kind, path = argv[0], Path(argv[1])
+    if kind == "make":
+        out: dict[str, Any] = {"lines": write_result_file(path, int(argv[2]))}
+    elif kind == "floor":
+        out = _child_floor(path)
+    else:
+        out = asyncio.run(_child_ingest(path, argv[2]))
+    out["own_peak_rss_mb"] = _peak_rss_mb()
+    sys.stdout.write(orjson.dumps(out).decode() + "\n")
+    return 0
+
+
+def run_child(*args: str) -> dict[str, Any]:
+    """One child run: what it printed, plus its own peak RSS (MB) and CPU seconds."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.ingest", "--child", *args], stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if code != 0:
+            raise RuntimeError(f"bench child {args[0]} exited {code}: {err.read().decode(errors='replace')[-3000:]}")
+        result = orjson.loads(out.read().splitlines()[-1])
+    result["peak_rss_mb"] = result.pop("own_peak_rss_mb") or usage.ru_maxrss / 1024
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: a fresh schema per run, or None when there is no server
+# ---------------------------------------------------------------------------------------------
+def _pg_url(base: str) -> str | None:
+    import asyncpg
+
+    async def reset() -> None:
+        conn = await asyncpg.connect(base, timeout=5)
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(reset())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        print(f"postgresql at {base}: not reachable ({type(exc).__name__}); skipped", flush=True)
+        return None
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}schema={PG_SCHEMA}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+# ---------------------------------------------------------------------------------------------
+def measure(orders: int, work: Path, pg_base: str | None) -> dict[str, Any]:
+    path = work / f"orders-{orders}.jsonl"
+    t0 = time.perf_counter()
+    lines = run_child("make", str(path), str(orders))["lines"]  # keeps this process small
+    made = time.perf_counter() - t0
+    size = path.stat().st_size
+    print(f"{orders:,} orders: {lines:,} lines, {size / 1e6:,.0f} MB (made in {made:.0f} s)", flush=True)
+    out: dict[str, Any] = {"orders": orders, "lines": lines, "bytes": size}
+    out["floor"] = run_child("floor", str(path))
+    db = work / "ingest.db"
+    out["sqlite"] = run_child("sqlite", str(path), f"sqlite:///{db}")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    if pg_base is not None:
+        url = _pg_url(pg_base)
+        if url is not None:
+            out["postgresql"] = run_child("postgresql", str(path), url)
+    path.unlink()
+    floor = out["floor"]["seconds"]
+    for sink in ("sqlite", "postgresql"):
+        if sink in out:
+            fig = out[sink]
+            assert fig["records"] == orders, (sink, fig)
+            fig["lines_per_s"] = lines / fig["seconds"]
+            fig["records_per_s"] = fig["records"] / fig["seconds"]
+            fig["x_floor"] = fig["seconds"] / floor
+    out["floor"]["lines_per_s"] = lines / floor
+    return out
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    rows = [
+        "| orders | lines | what | time | lines/s | records/s | × floor | peak RSS |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        f = r["floor"]
+        rows.append(
+            f"| {r['orders']:,} | {r['lines']:,} | orjson.loads of every line (floor) | {f['seconds']:.2f} s"
+            f" | {f['lines_per_s']:,.0f} | | 1.0 | {f['peak_rss_mb']:.0f} MB |"
+        )
+        for sink in ("sqlite", "postgresql"):
+            if sink in r:
+                s = r[sink]
+                rows.append(
+                    f"| {r['orders']:,} | {r['lines']:,} | ingest into {'SQLite' if sink == 'sqlite' else 'PostgreSQL'}"
+                    f" | {s['seconds']:.2f} s | {s['lines_per_s']:,.0f} | {s['records_per_s']:,.0f}"
+                    f" | {s['x_floor']:.1f} | {s['peak_rss_mb']:.0f} MB |"
+                )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--child"]:
+        return _child(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m bench ingest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_SIZES[0]:,} orders only")
+    parser.add_argument("--orders", type=int, action="append", help="a size to run (repeatable)")
+    parser.add_argument("--postgres", default=DEFAULT_PG, help="PostgreSQL server for the second sink ('' to skip)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    sizes = tuple(args.orders) if args.orders else QUICK_SIZES if args.quick else DEFAULT_SIZES
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        for orders in sizes:
+            results.append(measure(orders, Path(tmp), args.postgres or None))
+    print(report(results), flush=True)
+    if args.json:
+        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

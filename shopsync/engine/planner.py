@@ -1,0 +1,218 @@
+"""Which path reads a window: the one estimated to finish sooner, from what the shop has shown (pure).
+
+A fixed record count is not a cost model: 1,700 orders at ~46 points each are 13 minutes of a
+Standard bucket (100 points/s) but under a minute of one bulk export. So each window's two paths
+are estimated from what shopsync has measured for that shop and resource:
+
+* **paginated** — the window's count × the points a record has actually cost on recent pages
+  (nested drains included) ÷ the restore rate left to this stream after the shop's other paginated
+  streams (less what the bucket holds now), and never less than the pages' round trips;
+* **bulk** — the export time of the shop's recent operations as a function of their object count
+  (a line fitted through them, a prior before any is seen), plus download and ingest at the rate
+  recent files were written, plus a wait when every bulk slot of the shop is taken.
+
+The faster one is taken, with :data:`HYSTERESIS` against the stream's previous path so that a
+window near the break-even point does not flap. ``bulk_threshold``, when set, overrides all this
+with today's fixed count. The same model decides, between pages, whether a paginated window's
+remainder would be sooner done by an export (:func:`should_hand_over`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+Path = Literal["bulk", "paginated"]
+
+#: The other path must be estimated this many times faster before a stream leaves its previous one.
+HYSTERESIS = 1.25
+#: Before an operation of the shop has been seen: seconds from the start mutation to COMPLETED
+#: beyond the export itself (queueing, CREATED, polls), and the export's objects per second.
+#: Conservative on purpose: an unseen bulk path should have to win clearly.
+PRIOR_BULK_OVERHEAD = 20.0
+PRIOR_EXPORT_RATE = 2_000.0
+#: Objects written per second from a downloaded file before any file was timed (the ingest
+#: benchmark writes ~30,000 lines/s into SQLite; this is a third of it).
+PRIOR_INGEST_RATE = 10_000.0
+#: Seconds one page's round trip takes before any was timed.
+PRIOR_PAGE_SECONDS = 0.5
+#: Recent operations and pages a model remembers (older ones no longer describe the shop's load).
+SAMPLES = 20
+#: Weight of the newest page in the running per-record cost.
+EWMA_WEIGHT = 0.2
+#: Bounds of a fitted export model: no shop exports faster or slower than these.
+MIN_EXPORT_RATE, MAX_EXPORT_RATE = 10.0, 1_000_000.0
+#: A paginated window hands over to an export only with at least this many records left, so the
+#: last pages of a window are never traded for an operation's overhead.
+MIN_HAND_OVER_RECORDS = 250
+
+
+@dataclass
+class ExportModel:
+    """A shop's bulk exports so far: (objects, seconds from start to COMPLETED) and ingest rates."""
+
+    exports: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=SAMPLES))
+    ingests: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=SAMPLES))
+    #: Objects per root record (line items ride with their order) over the shop's exports.
+    objects_per_root: dict[str, float] = field(default_factory=dict)
+
+    def add_export(self, resource: str, objects: int, roots: int, seconds: float) -> None:
+        if seconds <= 0 or objects < 0:
+            return
+        self.exports.append((objects, seconds))
+        if roots > 0 and objects >= roots:
+            self.objects_per_root[resource] = _ewma(self.objects_per_root.get(resource), objects / roots)
+
+    def add_ingest(self, objects: int, seconds: float) -> None:
+        if objects > 0 and seconds > 0:
+            self.ingests.append((objects, seconds))
+
+    def overhead_and_rate(self) -> tuple[float, float]:
+        """``seconds ≈ overhead + objects / rate`` fitted through the recent exports."""
+        if not self.exports:
+            return PRIOR_BULK_OVERHEAD, PRIOR_EXPORT_RATE
+        xs = [float(o) for o, _ in self.exports]
+        ys = [s for _, s in self.exports]
+        n = len(xs)
+        mx, my = sum(xs) / n, sum(ys) / n
+        sxx = sum((x - mx) ** 2 for x in xs)
+        if n >= 2 and sxx > 0:
+            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+            intercept = my - slope * mx
+            if slope > 0 and intercept >= 0:
+                return intercept, _clamp_rate(1.0 / slope)
+        # One size seen (or a fit that makes no sense): the prior overhead, the rest is export.
+        overhead = min(PRIOR_BULK_OVERHEAD, min(ys))
+        spent = sum(max(y - overhead, 1e-3) for y in ys)
+        return overhead, _clamp_rate(sum(xs) / spent if sum(xs) else PRIOR_EXPORT_RATE)
+
+    def ingest_rate(self) -> float:
+        if not self.ingests:
+            return PRIOR_INGEST_RATE
+        return max(1.0, sum(o for o, _ in self.ingests) / sum(s for _, s in self.ingests))
+
+
+@dataclass
+class PageModel:
+    """One stream's recent pages: points per record (drains included) and seconds per page."""
+
+    points_per_record: float | None = None
+    seconds_per_page: float | None = None
+    records_per_page: float | None = None
+
+    def add_page(self, records: int, points: float, seconds: float) -> None:
+        self.seconds_per_page = _ewma(self.seconds_per_page, max(0.0, seconds))
+        if records <= 0:
+            return  # an empty page says how long a round trip takes, not what a record costs
+        self.points_per_record = _ewma(self.points_per_record, max(0.0, points) / records)
+        self.records_per_page = _ewma(self.records_per_page, float(records))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """The shop's cost budget as one stream sees it now."""
+
+    restore_rate: float  # points per second refilled for the whole shop
+    available: float  # points the bucket holds now
+    paginated_streams: int  # other streams of the shop reading pages right now (this one excluded)
+    free_bulk_slots: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimate:
+    """Both paths' estimated seconds for ``records`` root records."""
+
+    records: int
+    paginated: float
+    bulk: float
+
+    def faster(self) -> Path:
+        return "bulk" if self.bulk < self.paginated else "paginated"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """A window's path and why; ``estimate`` is None where no estimate was made."""
+
+    path: Path
+    reason: str  # forced, full_refresh, no_count, backfill, threshold, estimate, hysteresis, hand_over
+    estimate: Estimate | None = None
+    count: int | None = None
+
+    def describe(self) -> str:
+        if self.estimate is None:
+            counted = f", {self.count} records counted" if self.count is not None else ""
+            return f"{self.path} ({self.reason}{counted})"
+        e = self.estimate
+        return (
+            f"{self.path} ({self.reason}): {e.records} records, estimated paginated {e.paginated:.1f}s "
+            f"vs bulk {e.bulk:.1f}s"
+        )
+
+
+def estimate(
+    records: int,
+    *,
+    pages: PageModel,
+    prior_points_per_record: float,
+    page_size: int,
+    exports: ExportModel,
+    resource: str,
+    prior_objects_per_root: float,
+    budget: Budget,
+) -> Estimate:
+    """Both paths' seconds for ``records`` root records of ``resource`` (see the module's doc)."""
+    records = max(0, records)
+    ppr = pages.points_per_record if pages.points_per_record is not None else prior_points_per_record
+    rate = max(budget.restore_rate, 1e-6) / (1 + max(0, budget.paginated_streams))
+    share = max(0.0, budget.available) / (1 + max(0, budget.paginated_streams))
+    budget_seconds = max(0.0, records * ppr - share) / rate
+    per_page = pages.records_per_page or float(max(1, page_size))
+    round_trips = math.ceil(records / max(per_page, 1.0)) * (pages.seconds_per_page or PRIOR_PAGE_SECONDS)
+    paginated = max(budget_seconds, round_trips)
+
+    objects = records * exports.objects_per_root.get(resource, prior_objects_per_root)
+    overhead, export_rate = exports.overhead_and_rate()
+    bulk = overhead + objects / export_rate + objects / exports.ingest_rate()
+    if budget.free_bulk_slots <= 0:
+        bulk += overhead  # every slot is taken: wait about one operation's overhead for one
+    return Estimate(records=records, paginated=paginated, bulk=bulk)
+
+
+def decide(est: Estimate, *, previous: Path | None, count: int) -> Decision:
+    """The faster path, unless the previous one is within :data:`HYSTERESIS` of it."""
+    best = est.faster()
+    if previous is not None and previous != best:
+        mine = est.bulk if previous == "bulk" else est.paginated
+        other = est.paginated if previous == "bulk" else est.bulk
+        if other * HYSTERESIS > mine:
+            return Decision(path=previous, reason="hysteresis", estimate=est, count=count)
+    return Decision(path=best, reason="estimate", estimate=est, count=count)
+
+
+def should_hand_over(est: Estimate) -> bool:
+    """Whether a paginated window's remainder (``est`` of what is left) is better exported now."""
+    return est.records >= MIN_HAND_OVER_RECORDS and est.bulk * HYSTERESIS < est.paginated
+
+
+def _ewma(old: float | None, new: float) -> float:
+    return new if old is None else old + EWMA_WEIGHT * (new - old)
+
+
+def _clamp_rate(rate: float) -> float:
+    return min(MAX_EXPORT_RATE, max(MIN_EXPORT_RATE, rate))
+
+
+__all__ = [
+    "HYSTERESIS",
+    "Budget",
+    "Decision",
+    "Estimate",
+    "ExportModel",
+    "PageModel",
+    "decide",
+    "estimate",
+    "should_hand_over",
+]
