@@ -60,6 +60,35 @@ async def sync_once(config: Path, env: dict[str, str], *, clock=time.time) -> Sy
 
 
 @dataclass
+class PathRun:
+    """One sync of some resources by one path, into a state database of its own."""
+
+    report: SyncReport
+    rows: dict[str, dict[str, Any]]  # resource → the sink's rows by id
+
+    @property
+    def paths(self) -> dict[str, str]:
+        return {s.resource: s.path for s in self.report.streams}
+
+
+async def sync_by_each_path(tmp_path: Path, shop: SimulatedShop, resources: tuple[str, ...]) -> dict[str, PathRun]:
+    """Sync ``resources`` of ``shop`` once by the bulk path and once by the paginated one, each run
+    into its own folder under ``tmp_path``; each run must succeed and leave a sink equal to the
+    shop's truth."""
+    runs = {}
+    for path in ("bulk", "paginated"):
+        d = tmp_path / path
+        d.mkdir()
+        config = write_config(d / "shopsync.toml", [shop], sync={"path": path},
+                              extra_shop_keys={shop.name: {"resources": list(resources)}})  # fmt: skip
+        report = await sync_once(config, token_env(shop))
+        assert report.ok, report.failures()
+        assert_matches_truth(shop, d / "state.db", resources)
+        runs[path] = PathRun(report, {r: sink_rows(d / "state.db", r, shop.name) for r in resources})
+    return runs
+
+
+@dataclass
 class CliResult:
     returncode: int
     stdout: str

@@ -7,10 +7,10 @@ from shopsync.simulator.server import run_simulator
 from tests.support.sinks import COMMERCE_RESOURCES
 
 from .conftest import (
-    assert_matches_truth,
     diff_records,
     sim_config,
     sink_rows,
+    sync_by_each_path,
     sync_once,
     token_env,
     write_config,
@@ -23,19 +23,11 @@ async def test_commerce_resources_by_both_paths_equal_the_shop(tmp_path):
     cfg = sim_config(data={"draft_orders": 40, "abandoned_checkouts": 30, "fulfillment_orders": 12, "markets": 7})
     async with run_simulator(cfg) as server:
         shop = server.shop()
-        results = {}
-        for path in ("bulk", "paginated"):
-            d = tmp_path / path
-            d.mkdir()
-            config = write_config(d / "shopsync.toml", [shop], sync={"path": path},
-                                  extra_shop_keys={shop.name: {"resources": list(COMMERCE_RESOURCES)}})
-            report = await sync_once(config, token_env(shop))
-            assert report.ok, report.failures()
-            paths = {s.resource: s.path for s in report.streams}
-            assert all(paths[r] == path for r in INCREMENTAL), paths
-            assert paths["markets"] == "paginated"  # read whole
-            assert_matches_truth(shop, d / "state.db", COMMERCE_RESOURCES)
-            results[path] = {r: sink_rows(d / "state.db", r, shop.name) for r in COMMERCE_RESOURCES}
+        runs = await sync_by_each_path(tmp_path, shop, COMMERCE_RESOURCES)
+        for path, run in runs.items():
+            assert all(run.paths[r] == path for r in INCREMENTAL), run.paths
+            assert run.paths["markets"] == "paginated"  # read whole
+        results = {path: run.rows for path, run in runs.items()}
         for resource in COMMERCE_RESOURCES:
             assert not diff_records(results["bulk"][resource], results["paginated"][resource]), resource
         got = results["paginated"]
@@ -55,17 +47,9 @@ async def test_commerce_resources_by_both_paths_equal_the_shop(tmp_path):
 async def test_product_media_of_images_and_videos_by_both_paths(tmp_path):
     async with run_simulator(sim_config()) as server:
         shop = server.shop()
-        results = {}
-        for path in ("bulk", "paginated"):
-            d = tmp_path / path
-            d.mkdir()
-            config = write_config(d / "shopsync.toml", [shop], sync={"path": path},
-                                  extra_shop_keys={shop.name: {"resources": ["product_media"]}})
-            report = await sync_once(config, token_env(shop))
-            assert report.ok, report.failures()
-            assert {s.path for s in report.streams} == {path}
-            assert_matches_truth(shop, d / "state.db", ("product_media",))
-            results[path] = sink_rows(d / "state.db", "product_media", shop.name)
+        runs = await sync_by_each_path(tmp_path, shop, ("product_media",))
+        assert all({s.path for s in run.report.streams} == {path} for path, run in runs.items())
+        results = {path: run.rows["product_media"] for path, run in runs.items()}
         assert not diff_records(results["bulk"], results["paginated"])
         media = [m for p in results["paginated"].values() for m in p["media"]]
         assert len(results["paginated"]) == 60 and media
@@ -100,17 +84,9 @@ async def test_order_fulfillments_and_returns_by_both_paths(tmp_path):
     cfg = sim_config(data={"orders": 300, "customers": 60, "tie_group_size": 50})
     async with run_simulator(cfg) as server:
         shop = server.shop()
-        results = {}
-        for path in ("bulk", "paginated"):
-            d = tmp_path / path
-            d.mkdir()
-            config = write_config(d / "shopsync.toml", [shop], sync={"path": path},
-                                  extra_shop_keys={shop.name: {"resources": ["orders", *ORDER_DETAIL_RESOURCES]}})
-            report = await sync_once(config, token_env(shop))
-            assert report.ok, report.failures()
-            assert {s.path for s in report.streams} == {path}
-            assert_matches_truth(shop, d / "state.db", ("orders", *ORDER_DETAIL_RESOURCES))
-            results[path] = {r: sink_rows(d / "state.db", r, shop.name) for r in ("orders", *ORDER_DETAIL_RESOURCES)}
+        runs = await sync_by_each_path(tmp_path, shop, ("orders", *ORDER_DETAIL_RESOURCES))
+        assert all({s.path for s in run.report.streams} == {path} for path, run in runs.items())
+        results = {path: run.rows for path, run in runs.items()}
         for resource in ORDER_DETAIL_RESOURCES:
             assert not diff_records(results["bulk"][resource], results["paginated"][resource]), resource
         orders, fulfilments, returns = (results["paginated"][r] for r in ("orders", *ORDER_DETAIL_RESOURCES))

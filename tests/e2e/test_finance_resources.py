@@ -12,7 +12,15 @@ from shopsync.errors import ShopUnavailableError
 from shopsync.simulator.server import run_simulator
 from tests.support.sinks import FINANCE_RESOURCES, METAFIELD_RESOURCES
 
-from .conftest import assert_matches_truth, sim_config, sink_rows, sync_once, token_env, write_config
+from .conftest import (
+    assert_matches_truth,
+    sim_config,
+    sink_rows,
+    sync_by_each_path,
+    sync_once,
+    token_env,
+    write_config,
+)
 
 
 async def test_finance_resources_equal_the_shop(tmp_path):
@@ -97,17 +105,9 @@ async def test_metafields_of_every_owner_equal_the_shop_by_both_paths(tmp_path):
     cfg = sim_config(data={"orders": 300, "customers": 60, "products": 12, "tie_group_size": 50, **per_owner})
     async with run_simulator(cfg) as server:
         shop = server.shop()
-        results = {}
-        for path in ("bulk", "paginated"):
-            d = tmp_path / path
-            d.mkdir()
-            config = write_config(d / "shopsync.toml", [shop], sync={"path": path},
-                                  extra_shop_keys={shop.name: {"resources": list(METAFIELD_RESOURCES)}})
-            report = await sync_once(config, token_env(shop))
-            assert report.ok, report.failures()
-            assert {s.path for s in report.streams if s.resource == "order_metafields"} == {path}
-            assert_matches_truth(shop, d / "state.db", METAFIELD_RESOURCES)
-            results[path] = {r: sink_rows(d / "state.db", r, shop.name) for r in METAFIELD_RESOURCES}
+        runs = await sync_by_each_path(tmp_path, shop, METAFIELD_RESOURCES)
+        assert all({s.path for s in run.report.streams if s.resource == "order_metafields"} == {path} for path, run in runs.items())
+        results = {path: run.rows for path, run in runs.items()}
         assert results["bulk"] == results["paginated"]
         got = results["paginated"]
         products = got["product_metafields"]
@@ -127,16 +127,8 @@ async def test_metafields_of_every_owner_equal_the_shop_by_both_paths(tmp_path):
 async def test_collection_memberships_list_each_collections_products_by_both_paths(tmp_path):
     async with run_simulator(sim_config()) as server:
         shop = server.shop()
-        results = {}
-        for path in ("bulk", "paginated"):
-            d = tmp_path / path
-            d.mkdir()
-            config = write_config(d / "shopsync.toml", [shop], sync={"path": path},
-                                  extra_shop_keys={shop.name: {"resources": ["collections", "collection_memberships"]}})
-            report = await sync_once(config, token_env(shop))
-            assert report.ok, report.failures()
-            assert_matches_truth(shop, d / "state.db", ("collections", "collection_memberships"))
-            results[path] = sink_rows(d / "state.db", "collection_memberships", shop.name)
+        runs = await sync_by_each_path(tmp_path, shop, ("collections", "collection_memberships"))
+        results = {path: run.rows["collection_memberships"] for path, run in runs.items()}
         assert results["bulk"] == results["paginated"]
         collections = sink_rows(tmp_path / "paginated" / "state.db", "collections", shop.name)
         assert set(results["paginated"]) == set(collections) and len(collections) == 8
