@@ -177,7 +177,8 @@ class LeaseLostError(StorageError):
     Nothing of the write was applied (the check runs inside the write's transaction). Recovery: the
     daemon stops that shop's work at once, without parking it or recording an error in its state
     (the new owner writes that state now). ``shop`` names the shop; ``reason`` is a short stable
-    label for metrics: ``not_held``, ``epoch``, ``expired`` or ``missing``.
+    label for metrics: ``not_held``, ``epoch``, ``expired`` or ``missing``; ``shopify_call`` when
+    what was refused is a call to Shopify (checked against the lease before it is sent).
     """
 
     def __init__(self, message: str, *, shop: str, reason: str) -> None:

@@ -92,3 +92,43 @@ def test_actual_never_exceeds_requested(orders):
     assert actual <= cost(NESTED)
     if len(orders) < 4:
         assert actual < cost(NESTED)
+
+
+# -- abstract values: the actual cost of what came back, as the type it came back as -----------
+DRAIN = """query($id: ID!) { node(id: $id) {
+    ... on Order { lineItems(first: 250) { edges { node { id variant { id } } } } }
+    ... on Product { title }
+} }"""
+
+
+def drained(line_items: int) -> dict:
+    return {"node": {"lineItems": {"edges": [{"node": {"id": f"l{i}", "variant": {"id": "v"}}} for i in range(line_items)]}}}
+
+
+def test_a_node_drain_costs_what_came_back_when_the_executor_names_its_type():
+    doc, variables = parse(DRAIN), {"id": "gid://shopify/Order/1"}
+    requested = requested_cost(SCHEMA, doc, variables)
+    assert requested == 1 + 2 + 250 * 2  # static worst case unchanged: Order's branch, full page
+    # No __typename selected: the executor's runtime type at the response path decides.
+    assert actual_cost(SCHEMA, doc, drained(3), variables, runtime_types={("node",): "Order"}) == 1 + 2 + 3 * 2
+    # A Product came back: Order's lineItems do not apply; only the node object is charged.
+    assert actual_cost(SCHEMA, doc, {"node": {"title": "t"}}, variables, runtime_types={("node",): "Product"}) == 1
+    # Nothing says what type it was: the static worst case, never an undercharge.
+    assert actual_cost(SCHEMA, doc, drained(3), variables) == requested
+
+
+def test_typename_selected_names_the_type_and_paths_reach_list_items():
+    doc = parse("""{ nodes(ids: ["gid://shopify/Order/1", "gid://shopify/Product/2"]) {
+        ... on Order { lineItems(first: 100) { nodes { id } } }
+        ... on Product { variants(first: 100) { nodes { id } } }
+    } }""")
+    assert requested_cost(SCHEMA, doc) == 1 + 2 + 100
+    data = {"nodes": [{"lineItems": {"nodes": [{"id": "a"}] * 4}}, {"variants": {"nodes": [{"id": "b"}] * 9}}]}
+    types = {("nodes", 0): "Order", ("nodes", 1): "Product"}
+    # A list of objects costs as one object: the most expensive item (the product, 9 variants).
+    assert actual_cost(SCHEMA, doc, data, runtime_types=types) == 1 + 2 + 9
+    # Without the product's type, that item is charged its worst case (the full 100).
+    assert actual_cost(SCHEMA, doc, data, runtime_types={("nodes", 0): "Order"}) == 1 + 2 + 100
+    with_typename = {"node": {"__typename": "Order", **drained(5)["node"]}}
+    typed_doc = parse(DRAIN.replace("node(id: $id) {", "node(id: $id) { __typename"))
+    assert actual_cost(SCHEMA, typed_doc, with_typename, {"id": "x"}) == 1 + 2 + 5 * 2

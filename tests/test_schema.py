@@ -18,6 +18,8 @@ from shopsync.shopify.cost import MAX_QUERY_COST, is_connection_type
 from shopsync.shopify.schema import SCHEMA_SHA256, load_schema, parse_and_validate, schema_path
 
 RESOURCES = load_resources()
+#: The resources read through a connection (all but the single objects, root: shop).
+PAGED = sorted(n for n, r in RESOURCES.items() if not r.singular)
 
 
 def test_pinned_schema_checksum_matches_source_md():
@@ -38,6 +40,9 @@ def shipped_documents():
         ("deletions", b.deletions_query()),
     ]
     for name, r in RESOURCES.items():
+        if r.singular:  # one object (root: shop): its one query is all it sends
+            docs.append((f"{name} object", b.object_query(r)))
+            continue
         size = b.plan_page_size(r)
         docs.append((f"{name} page", b.page_query(r)))
         docs.append((f"{name} planned page", b.page_query(r, size.first, size.nested_first)))
@@ -48,6 +53,8 @@ def shipped_documents():
             docs.append((f"{name} parents", b.parent_ids_query(r)))
         for nc in r.all_nested():
             docs.append((f"{name} drain {'.'.join(nc.path)}", b.drain_query(r, nc, b.DRAIN_PAGE)))
+        if not r.exportable:  # bulk: no — read page by page only
+            continue
         docs.append((f"{name} bulk", b.bulk_query(r, None)))
         if r.incremental:  # only updated_at windows are exported (a whole read pages its records)
             docs.append((f"{name} bulk window", b.bulk_query(r, "updated_at:>='2026-01-01T00:00:00Z' AND updated_at:<='2026-02-01T00:00:00Z'")))
@@ -86,7 +93,7 @@ def connection_depths(document: str) -> list[int]:
     return depths
 
 
-@pytest.mark.parametrize("name", sorted(RESOURCES))
+@pytest.mark.parametrize("name", sorted(n for n, r in RESOURCES.items() if r.exportable and not r.singular))
 def test_bulk_queries_keep_shopifys_bulk_rules(name):
     r = RESOURCES[name]
     doc = b.bulk_query(r, "updated_at:>='2026-01-01T00:00:00Z'" if r.incremental else None)
@@ -97,7 +104,7 @@ def test_bulk_queries_keep_shopifys_bulk_rules(name):
     assert [f.name.value for f in top] not in (["node"], ["nodes"])  # no top-level node(s)
 
 
-@pytest.mark.parametrize("name", sorted(RESOURCES))
+@pytest.mark.parametrize("name", PAGED)
 def test_planned_pages_and_drains_fit_the_cost_cap(name):
     r = RESOURCES[name]
     size = b.plan_page_size(r)
@@ -106,3 +113,25 @@ def test_planned_pages_and_drains_fit_the_cost_cap(name):
     for nc in r.all_nested():
         drain = b.drain_query(r, nc, b.DRAIN_PAGE)
         assert b.requested_cost_of(drain, {"first": b.DRAIN_PAGE}) <= MAX_QUERY_COST
+
+
+PAGE_ONLY = sorted(n for n, r in RESOURCES.items() if not r.exportable)
+
+
+@pytest.mark.parametrize("name", PAGE_ONLY)
+def test_page_only_resources_would_break_the_bulk_rules(name):
+    """A ``bulk: no`` resource has no bulk query, and needs that header: the bulk query its
+    fragment would give breaks Shopify's rules (a connection whose nodes do not implement Node),
+    as the simulator's copy of those rules says."""
+    from shopsync.queries.builder.bulk import _bulk_query
+    from shopsync.simulator.bulk_query import check_bulk_query
+
+    r = RESOURCES[name]
+    with pytest.raises(ValueError, match="page by page only"):
+        b.bulk_query(r, None)
+    _doc, problems = check_bulk_query(load_schema(), _bulk_query(r, None))
+    assert any("implementing Node" in p for p in problems), problems
+
+
+def test_the_page_only_resources():
+    assert PAGE_ONLY == ["discount_nodes", "order_refunds", "order_shipping_discounts"]

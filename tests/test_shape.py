@@ -145,3 +145,41 @@ def test_bulk_operation_documents():
     assert bulk_list_problem({"bulkOperations": {"nodes": [{"id": "gid://shopify/BulkOperation/1"}]}}) is None
     assert bulk_list_problem({"bulkOperations": {"nodes": "x"}}) == "data.bulkOperations.nodes is a string ('x'), not a list"
     assert bulk_list_problem({"bulkOperations": {"nodes": [{}]}}) == "data.bulkOperations.nodes[0].id is null, not an id"
+
+
+REFUNDS = PageShape(path=("orders",), nested=(Nested("refundLineItems", through=("refunds",)),))
+
+
+@pytest.mark.parametrize(
+    ("refunds", "problem"),
+    [
+        ([{"id": "R1", "refundLineItems": conn([{"id": "L1"}], form="nodes")}], None),
+        (None, None),  # no refunds: nothing to drain
+        ([], None),
+        ("many", "data.orders.edges[0].node.refunds is a string ('many'), not a list"),
+        ([{"refundLineItems": conn([])}], "data.orders.edges[0].node.refunds[0].id missing"),
+        ([{"id": "R1"}], "data.orders.edges[0].node.refunds[0].refundLineItems missing"),
+        ([{"id": "R1", "refundLineItems": {"nodes": []}}], "data.orders.edges[0].node.refunds[0].refundLineItems.pageInfo missing"),
+    ],
+)
+def test_a_connection_inside_a_list_is_checked_in_each_element(refunds, problem):
+    node = {"id": "O1", "refunds": refunds}
+    assert check_page({"orders": conn([node])}, REFUNDS) == problem
+
+
+CODES = PageShape(path=("discountNodes",), nested=(Nested("codeBasicCodes", within=("discount",)),))
+
+
+@pytest.mark.parametrize(
+    ("node", "problem"),
+    [
+        ({"id": "D1", "discount": {"__typename": "DiscountCodeBasic", "codeBasicCodes": conn([{"id": "C1"}], form="nodes")}}, None),
+        ({"id": "D1", "discount": {"__typename": "DiscountAutomaticBasic"}}, None),  # a member without codes
+        ({"id": "D1", "discount": None}, None),
+        ({"id": "D1"}, "data.discountNodes.edges[0].node.discount missing"),
+        ({"id": "D1", "discount": "basic"}, "data.discountNodes.edges[0].node.discount is a string ('basic'), not an object"),
+        ({"id": "D1", "discount": {"codeBasicCodes": {"nodes": []}}}, "data.discountNodes.edges[0].node.discount.codeBasicCodes.pageInfo missing"),
+    ],
+)
+def test_a_connection_in_an_object_of_the_node_is_checked_where_a_member_holds_it(node, problem):
+    assert check_page({"discountNodes": conn([node])}, CODES) == problem

@@ -24,6 +24,11 @@ settles the budget from ``extensions.cost`` and acts on the answer's verdict
 
 Transient failures of a request that is not idempotent and may have run become
 :class:`OutcomeUnknownError` instead of being resent.
+
+A ``guard`` (:data:`SendGuard`), when given, is awaited right before every request goes out —
+after its budget reservation and token, so a wait for either cannot come between the check and
+the send — and told whether the document is a mutation; what it raises ends the call, nothing
+sent. The daemon fences Shopify calls with it when several daemons share the shops.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from typing import Any
 
 import aiohttp
 from gql import GraphQLRequest
-from graphql import DocumentNode, GraphQLSchema
+from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, OperationType
 
 from shopsync.client.auth import TokenProvider
 from shopsync.client.budget import CostBudget, Reservation
@@ -73,6 +78,17 @@ MAX_CONSECUTIVE_THROTTLES = 50
 THROTTLE_STATUS_WARNING_INTERVAL = 600.0
 
 CostKey = tuple[str, tuple[tuple[str, int], ...]]
+
+#: Awaited before each request is sent, with whether the document is a mutation (it changes
+#: something at Shopify); raising stops the call before anything is sent.
+SendGuard = Callable[[bool], Awaitable[None]]
+
+
+def is_mutation(document: DocumentNode) -> bool:
+    """Whether ``document`` holds a mutation (a bulk start, a cancel, a webhook subscription …)."""
+    return any(
+        isinstance(d, OperationDefinitionNode) and d.operation is OperationType.MUTATION for d in document.definitions
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +154,7 @@ class ShopClient:
     ``observer`` hears of every request and retry (default: :class:`NullObserver`).
     ``sleep`` is used for retry backoff; the budget has its own clock and sleep.
     ``max_response_bytes`` caps an answer's body (``[sync] max_response_bytes``).
+    ``guard`` is awaited before each request is sent (see the module docstring).
     """
 
     def __init__(
@@ -156,8 +173,10 @@ class ShopClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        guard: SendGuard | None = None,
     ) -> None:
         self.shop = shop
+        self._guard = guard
         self.api_url = api_url
         self.api_version = api_version
         self.budget = budget
@@ -255,9 +274,10 @@ class ShopClient:
             estimate=estimated_cost if estimated_cost is not None else self.estimate(document, variables)
         )
         request = TextRequest(document, parsed, variable_values=variables)
+        mutation = is_mutation(parsed)
         while True:
             try:
-                ex = await self._attempt(request, call.estimate, priority, operation)
+                ex = await self._attempt(request, call.estimate, priority, operation, mutation)
             except TransientError as exc:  # only the token provider raises these (its endpoint failed)
                 await self._backoff(exc, call.attempt, operation)
                 call.attempt += 1
@@ -340,13 +360,16 @@ class ShopClient:
         await self._sleep(delay)
 
     async def _attempt(
-        self, request: GraphQLRequest, estimate: float, priority: int, operation: str
+        self, request: GraphQLRequest, estimate: float, priority: int, operation: str, mutation: bool = False
     ) -> _Exchange:
-        """One HTTP exchange: reserve, send, classify, end the reservation. Never raises for an
-        answer; raises only what the token provider raises, cancellation, or a document error."""
+        """One HTTP exchange: reserve, guard, send, classify, end the reservation. Never raises for
+        an answer; raises only what the token provider or the guard raises, cancellation, or a
+        document error."""
         reservation = await self.budget.reserve(estimate, priority=priority)
         try:
             token = await self._tokens.token()
+            if self._guard is not None:
+                await self._guard(mutation)  # last: nothing that may wait comes after it
         except BaseException:
             self.budget.cancel(reservation)
             raise

@@ -172,6 +172,9 @@ async def create_subscriptions(settings: Settings) -> tuple[list[str], int]:
 def resource_documents(resource: Resource) -> Iterator[tuple[str, str]]:
     """(label, text) of every document the engine can build for ``resource``."""
     name = resource.name
+    if resource.singular:
+        yield f"{name} object", b.object_query(resource)
+        return
     yield f"{name} page", b.page_query(resource)
     size = b.plan_page_size(resource)
     yield f"{name} planned page", b.page_query(resource, size.first, size.nested_first)
@@ -179,7 +182,8 @@ def resource_documents(resource: Resource) -> Iterator[tuple[str, str]]:
         yield f"{name} parents", b.parent_ids_query(resource)
     for nc in resource.all_nested():
         yield f"{name} drain {'.'.join(nc.path)}", b.drain_query(resource, nc, b.DRAIN_PAGE)
-    yield f"{name} bulk", b.bulk_query(resource, None)
+    if resource.exportable:  # bulk: no resources are never exported
+        yield f"{name} bulk", b.bulk_query(resource, None)
     count = b.count_query(resource)
     if count:
         yield f"{name} count", count

@@ -69,6 +69,7 @@ from shopsync.observability.logs import as_log_format, register_secrets, setup_l
 from shopsync.observability.metrics import Metrics, StateSnapshot, format_status
 from shopsync.settings import Settings, StreamKey
 from shopsync.shopify.schema.versions import SupportWindow, support_warning
+from shopsync.state.leases import LeaseStore, refuse_call
 from shopsync.state.open import Storage, lease_store, open_storage
 from shopsync.timeutil import epoch_to_ts
 
@@ -213,14 +214,16 @@ class Daemon:
             raise StartupError(f"cannot open the state database: {exc}") from exc
         self._stack.push_async_callback(storage.close)
         observer = self.metrics.observer()
+        leases = lease_store(storage, settings.daemon.id or default_daemon_id())
         engine = self.engine = SyncEngine(
             settings,
             storage.state,
-            work_dir=settings.work_dir,
+            work_dir=_work_dir(settings.work_dir, leases),
             observer=ViewObserver(observer, self.view, self.clock),
             request_observer=observer,
             session=self._session,
             clock=self.clock,
+            shopify_guard=self._before_shopify_call if leases is not None else None,
         )
         await self._stack.enter_async_context(engine)
         self.runs = StreamRuns(
@@ -237,20 +240,19 @@ class Daemon:
             reconciler=Reconciler(engine, storage.sink, metrics=self.metrics),
             owns=self._owns,
             lease_lost=self._lease_lost,
+            confirm=self._confirm_run if leases is not None else None,
         )
-        await self._start_ownership(storage)
+        if leases is not None:
+            await self._start_ownership(leases)
         await self._refresh()
         self.parking.restore_all(self.view.states(), self._shops(), self.clock())
         self.metrics.set_state_provider(self.snapshot)
 
-    async def _start_ownership(self, storage: Storage) -> None:
+    async def _start_ownership(self, leases: LeaseStore) -> None:
         """With a state database that keeps leases (PostgreSQL): join the daemons sharing it and
         take this daemon's shops (daemon/ownership.py). The leases are released on stop, after the
         runs were cancelled (the exit stack closes it before storage)."""
         d = self.settings.daemon
-        leases = lease_store(storage, d.id or default_daemon_id())
-        if leases is None:
-            return
         ownership = self.ownership = Ownership(
             leases,
             shops=lambda: [s.name for s in self.settings.shops],
@@ -274,6 +276,17 @@ class Daemon:
     async def _lease_lost(self, error: LeaseLostError) -> None:
         if self.ownership is not None:
             await self.ownership.lost(error)
+
+    async def _before_shopify_call(self, shop: str, mutation: bool) -> None:
+        """The engine's Shopify guard: the lease fences Shopify calls too (Ownership.before_call)."""
+        if self.ownership is None:
+            raise refuse_call("(not started)", shop, "a mutation" if mutation else "a query", "no lease is held yet")
+        await self.ownership.before_call(shop, mutation)
+
+    async def _confirm_run(self, shop: str) -> None:
+        if self.ownership is None:
+            raise refuse_call("(not started)", shop, "a run", "no lease is held yet")
+        await self.ownership.confirm_run(shop)
 
     def _shop_gained(self, shop: str) -> None:
         """A shop whose lease this daemon just took: its streams run now (then on their schedule)."""
@@ -620,6 +633,21 @@ def _support_status(window: SupportWindow | None, version: str) -> dict[str, Any
         "days_left": window.days_left,
         "warning": window.message() if window.warn else None,
     }
+
+
+def _work_dir(configured: Path, leases: LeaseStore | None) -> Path:
+    """Where this daemon keeps bulk result files and spill databases: ``work_dir`` itself, or,
+    when several daemons share the shops, its own directory in it (``work_dir/daemons/<id>``). Two
+    daemons on one host may otherwise write one path at once: a paused old owner and the new one
+    downloading the same operation's file into it, the new owner resuming a stranger's partial file."""
+    if leases is None:
+        return configured
+    return configured / "daemons" / _safe_name(leases.fence.owner)
+
+
+def _safe_name(daemon_id: str) -> str:
+    """A daemon id as one path component (ids are the configuration's, or host-pid)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in daemon_id).lstrip(".") or "_"
 
 
 async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:

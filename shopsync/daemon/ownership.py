@@ -13,8 +13,17 @@ Each daemon beats a heartbeat row (membership) and holds a lease per shop it syn
 4. claims and releases accordingly; a claimed shop's streams run at once.
 
 A lost shop (renewal refused, or a write refused by the fencing check) stops at once: its fence
-entry is dropped first, so every further write of it is refused before any I/O, then its runs are
-cancelled. On a clean stop the daemon releases every lease and removes its heartbeat, so the
+entry is dropped first, so every further write of it — and every further request to Shopify — is
+refused before any I/O, then its runs are cancelled.
+
+Shopify knows nothing of epochs, so its calls are fenced here, before they are sent
+(:meth:`Ownership.before_call`, the engine's Shopify guard): a shop this daemon no longer holds
+sends nothing at all; a mutation (a bulk operation started: anything that changes something at
+Shopify) is sent only after the database confirmed, at its own now, that the lease is still this
+daemon's at its epoch and unexpired, and extended it to a whole lease time from that now; and every
+run checks the lease in the database before its first request (:meth:`Ownership.confirm_run`), so a
+daemon back from a pause spends none of the new owner's budget. A refusal is a
+:class:`~shopsync.errors.LeaseLostError` with reason ``shopify_call``, handled as a refused write. On a clean stop the daemon releases every lease and removes its heartbeat, so the
 others take its shops on their next cycle instead of after the lease time. A daemon that dies
 loses its leases when they expire; the taker resumes from the state the dead one committed,
 re-attaching its running bulk operations (the engine does that from the state and the ledger).
@@ -36,7 +45,7 @@ from typing import Any
 
 from shopsync.errors import LeaseLostError, StorageError
 from shopsync.observability.metrics import Metrics
-from shopsync.state.leases import Lease, LeaseStore, Membership
+from shopsync.state.leases import Lease, LeaseStore, Membership, refuse_call
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +217,26 @@ class Ownership:
     def holds(self, shop: str) -> bool:
         return self.fence.epoch(shop) is not None
 
+    def _epoch_for_call(self, shop: str, what: str) -> int:
+        epoch = self.fence.epoch(shop)
+        if epoch is None:
+            raise refuse_call(self.daemon_id, shop, what, "this daemon no longer holds its lease")
+        return epoch
+
+    async def before_call(self, shop: str, mutation: bool) -> None:
+        """Right before a request to ``shop`` is sent: refused (LeaseLostError, ``shopify_call``)
+        unless this daemon holds the shop; a mutation also only once the database confirmed the
+        lease and extended it by a lease time (:meth:`~shopsync.state.leases.LeaseStore.confirm`)."""
+        what = "a mutation" if mutation else "a query"
+        epoch = self._epoch_for_call(shop, what)
+        if mutation:
+            await self.leases.confirm(shop, epoch, extend=self.lease, what=what)
+
+    async def confirm_run(self, shop: str) -> None:
+        """Before a run of ``shop`` sends anything: its lease, read in the database, is this
+        daemon's at its epoch and unexpired (LeaseLostError, ``shopify_call``, otherwise)."""
+        await self.leases.confirm(shop, self._epoch_for_call(shop, "a run"), extend=None, what="a run")
+
     async def start(self) -> None:
         """One cycle now (so the daemon starts with its shops), then one every ``renew`` seconds."""
         await self.cycle()
@@ -229,10 +258,14 @@ class Ownership:
     async def cycle(self) -> Plan:
         """Heartbeat, renew, plan, release, claim (one at a time with :meth:`lost` and :meth:`close`)."""
         async with self._lock:
+            loop = asyncio.get_running_loop()
+            began = loop.time()
             membership = await self.leases.heartbeat(self.lease)
             self.members = membership.alive
             held = self.fence.held()
+            beaten = loop.time()
             renewed = await self.leases.renew(held, self.lease)
+            renewed_at = loop.time()
             # A write refused meanwhile dropped its shop (lost()): give up what the renewal kept.
             dropped = sorted(s for s in renewed if not self.holds(s))
             if dropped:
@@ -267,6 +300,14 @@ class Ownership:
             self.view = view
             self.db_now = membership.now
             self._publish(shops, membership.now)
+            took = loop.time() - began
+            if took > self.renew / 2:
+                # Leases are at risk when cycles take a good part of their period (the database
+                # or this process is overloaded): say where the time went.
+                log.warning("daemon %s: lease cycle took %.2fs (heartbeat %.2fs, renewal %.2fs, %d claims and "
+                            "%d releases %.2fs), more than half of lease_renew (%.2fs)", self.daemon_id, took,
+                            beaten - began, renewed_at - beaten, len(decided.claim), len(decided.release),
+                            loop.time() - renewed_at, self.renew)  # fmt: skip
             return decided
 
     def _publish(self, shops: Sequence[str], now: float) -> None:

@@ -62,11 +62,14 @@ class StreamRuns:
         reconciler: Reconciler | None = None,
         owns: Callable[[str], bool] = lambda shop: True,
         lease_lost: Callable[[LeaseLostError], Awaitable[None]] | None = None,
+        confirm: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         #: Whether this daemon holds the shop's lease (always, without several daemons).
         self._owns = owns
         self._lease_lost = lease_lost
+        #: The shop's lease checked in the database before a run's first request (LeaseLostError).
+        self._confirm = confirm
         self._reconciler = reconciler
         self._engine = engine
         self._store = store
@@ -208,6 +211,9 @@ class StreamRuns:
             resource = self.settings.resources[resource_name]
             self.ran_shops.add(shop_name)
             try:
+                if self._confirm is not None:
+                    # A daemon back from a pause must not spend the new owner's budget on reads.
+                    await self._confirm(shop_name)
                 result = await self._engine.sync_stream(shop, resource)
             except ShopsyncError as exc:  # the engine returns its errors; be safe anyway
                 result = _failure(shop_name, resource_name, exc)
@@ -239,6 +245,10 @@ class StreamRuns:
             if await self._reconciler.due(shop, resource_name):
                 await self._reconciler.reconcile_stream(shop, self.settings.resources[resource_name])
                 await self._view.refresh_stream(self._store, (shop.name, reconcile_key(resource_name)))
+        except LeaseLostError as exc:
+            log.warning("reconcile stopped: %s", exc)
+            if self._lease_lost is not None:
+                await self._lease_lost(exc)
         except ShopsyncError as exc:
             log.error("reconcile could not run: %s", exc)
 

@@ -36,11 +36,11 @@ import aiohttp
 
 from shopsync.client import CostBudget, ShopClient, make_session, token_provider_for
 from shopsync.client.retry import RetryPolicy
-from shopsync.engine import paginated, path_choice, planner, slices
+from shopsync.engine import paginated, path_choice, planner, singular, slices
 from shopsync.engine.context import MAX_CONCURRENT_INGEST, ShopRuntime, StreamContext
 from shopsync.engine.slots import BulkSlots
 from shopsync.engine.windows import Window, floor_second, next_window
-from shopsync.errors import IntegrityError, ShopsyncError, ShopUnavailableError
+from shopsync.errors import IntegrityError, LeaseLostError, ShopsyncError, ShopUnavailableError
 from shopsync.observability.events import EngineObserver, NullObserver, RequestObserver
 from shopsync.queries import Resource, builder
 from shopsync.settings import Secret, Settings, ShopConfig
@@ -133,6 +133,10 @@ class SyncEngine:
 
     Use as an async context manager. ``run_once()`` syncs everything once (``shopsync sync``); the
     daemon calls :meth:`sync_stream` from its scheduler.
+
+    ``shopify_guard(shop, mutation)`` is awaited before each request to a shop is sent
+    (:data:`~shopsync.client.graphql.SendGuard`): the daemon's lease check when several daemons
+    share the shops. What it raises fails the stream's run; nothing is sent.
     """
 
     def __init__(
@@ -146,9 +150,11 @@ class SyncEngine:
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        shopify_guard: Callable[[str, bool], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.state_store = state_store
+        self._shopify_guard = shopify_guard
         self.work_dir = work_dir
         self.observer = _CountingObserver(observer or NullObserver())
         self.request_observer = request_observer
@@ -201,6 +207,7 @@ class SyncEngine:
             request_timeout=sync.request_timeout.total_seconds(),
             max_response_bytes=sync.max_response_bytes,
             sleep=self.sleep,
+            guard=partial(self._shopify_guard, shop.name) if self._shopify_guard is not None else None,
         )
         runtime = ShopRuntime(name=shop.name, client=client, budget=budget, bulk_slots=BulkSlots(sync.max_concurrent_bulk))
         self._runtimes[shop.name] = runtime
@@ -256,7 +263,8 @@ class SyncEngine:
             parked = isinstance(exc, ShopUnavailableError)
             message = f"{type(exc).__name__}: {exc}"
             log.error("%s: sync failed: %s", label, exc)
-            await self._record_error(shop.name, resource.name, message)
+            if not isinstance(exc, LeaseLostError):  # else the state is the new owner's to write
+                await self._record_error(shop.name, resource.name, message)
             return StreamResult(
                 shop=shop.name, resource=resource.name, ok=False, error=message, parked=parked, exception=exc
             )
@@ -334,13 +342,17 @@ class SyncEngine:
 
     async def _read_window(self, ctx: StreamContext, state: StreamState) -> StreamState:
         """Read the window in flight to its end (the state still names it), with the count guard."""
+        if ctx.resource.singular:
+            return await singular.read_object(ctx, state)
         search = (
             builder.window_search(parse_optional_ts(state.window_start), parse_ts(_in_flight(state)))
             if ctx.resource.incremental
             else None
         )
         for attempt in range(MAX_COUNT_RETRIES + 1):
-            if state.path == "bulk":
+            # A window in flight on the bulk path of a resource now read page by page only (its
+            # file changed to bulk: no) is read page by page.
+            if state.path == "bulk" and ctx.resource.exportable:
                 return await slices.read_window(ctx, state)
             handed: list[StreamState] = []
             with _paginating(ctx):
@@ -372,6 +384,7 @@ class SyncEngine:
         sync = self.settings.sync
         if (
             sync.path != "auto" or sync.bulk_threshold is not None or ctx.resource.sort_key != "UPDATED_AT"
+            or not ctx.resource.exportable
             or decision is None or decision.count is None or decision.path != "paginated"
         ):  # fmt: skip
             return None

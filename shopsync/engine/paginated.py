@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 import orjson
 
 from shopsync.crashpoints import crashpoint
+from shopsync.engine import planner, window_slices
 from shopsync.engine.context import StreamContext
 from shopsync.engine.records import append_drained, drain_shape, normalize_node, page_shape, parents_shape
+from shopsync.engine.windows import Window, floor_second
 from shopsync.errors import PaginationStalledError, QueryTooCostlyError
-from shopsync.queries import Resource, builder
+from shopsync.queries import NestedConnection, Resource, builder
 from shopsync.shopify.shape import (
     PageShape,
     check_page,
@@ -35,6 +38,7 @@ from shopsync.shopify.shape import (
     stall_problem,
 )
 from shopsync.state.models import Record, StreamState
+from shopsync.timeutil import epoch_to_ts, format_ts, parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,12 @@ log = logging.getLogger(__name__)
 CHILD_PERCENTILE = 0.95
 #: Times a page that does not advance its cursor is read again before the stream fails.
 STALL_RETRIES = 1
+#: At most this many cursor chains page one latency-bound window at once (1: never cut).
+MAX_CHAINS = planner.MAX_PAGE_CHAINS
+#: Refinement rounds when cutting a paged window (an export's cuts take up to six). Each is a
+#: round trip during which the chain waits and a full bucket overflows; chains share one budget,
+#: so slices a few per cent uneven cost little, and two rounds already narrow a cut 81-fold.
+CUT_ROUNDS = 2
 
 
 def _page_size(ctx: StreamContext) -> builder.PageSize:
@@ -130,8 +140,8 @@ async def _complete(ctx: StreamContext, node: Mapping[str, Any]) -> dict[str, An
     record, pending = normalize_node(node, ctx.resource)
     for nested in ctx.resource.nested:
         if nested.depth == 1:
-            items = record.get(nested.field)
-            if isinstance(items, list):
+            items = _depth_one_list(record, nested)
+            if items is not None:
                 ctx.shop.stats_for(ctx.resource.name, nested.path).add(len(items))
     while pending:
         drain = pending.pop(0)
@@ -157,10 +167,20 @@ async def _complete(ctx: StreamContext, node: Mapping[str, Any]) -> dict[str, An
             after = info["endCursor"]
             seen.add(info["endCursor"])
         if drain.nested.depth == 1:
-            items = record.get(drain.nested.field)
-            if isinstance(items, list):
+            items = _depth_one_list(record, drain.nested)
+            if items is not None:
                 ctx.shop.stats_for(ctx.resource.name, drain.nested.path).add(len(items))
     return record
+
+
+def _depth_one_list(record: Mapping[str, Any], nested: NestedConnection) -> list | None:
+    """The record's list of a depth-1 connection (in its object, for one selected in an object of
+    the record: a discount's codes), or ``None`` where the record holds none."""
+    owner: Any = record
+    for name in nested.within:
+        owner = owner.get(name) if isinstance(owner, Mapping) else None
+    items = owner.get(nested.field) if isinstance(owner, Mapping) else None
+    return items if isinstance(items, list) else None
 
 
 async def _execute_drain(ctx: StreamContext, document: str, variables: dict[str, Any], shape: PageShape) -> dict[str, Any]:
@@ -190,9 +210,39 @@ async def read_window(
     page's cost (drains included) and round trips feed the shop's page model (the path planner).
     ``hand_over``, when given, may stop the read after any page; the state returned then still
     has its cursor (the caller decides what is left).
+
+    A latency-bound window (one chain's round trips, not the restore rate, are the limit:
+    :func:`~shopsync.engine.planner.page_chains`) has its rest cut into time slices paged at once,
+    each its own cursor chain (:func:`_split`); a window whose state already holds such a plan
+    resumes its unfinished slices. The state returned then counts every slice's records.
     """
     if ctx.resource.parent_field:
         return await _read_children_window(ctx, state, search, ctx.resource.parent_field)
+    plan = window_slices.plan_of(state)
+    if plan is not None:
+        return await _read_chains(ctx, state, plan)
+    split = _splitter(ctx) if _may_split(ctx, state, search) else None
+    state, plan = await _read_chain(ctx, state, search, hand_over=hand_over, split=split)
+    if plan is None:
+        return state
+    return await _read_chains(ctx, state, plan)
+
+
+#: Asked after a committed page with the state and the page's last ``updatedAt``: the slices the
+#: rest of the window is to be paged in at once (their plan already saved), or None to go on.
+_Split = Callable[[StreamState, str | None], Awaitable[tuple[StreamState, list[Window] | None]]]
+
+
+async def _read_chain(
+    ctx: StreamContext,
+    state: StreamState,
+    search: str | None,
+    *,
+    hand_over: HandOver | None = None,
+    split: _Split | None = None,
+) -> tuple[StreamState, list[Window] | None]:
+    """One cursor chain from ``state``'s cursor to the end of ``search``; or, when ``split`` says
+    so after a page, to that page only, with the plan of slices that read the rest."""
     shape = page_shape(ctx.resource)
     make_doc = partial(_page_document, ctx.resource)
     cursor = state.cursor
@@ -203,7 +253,7 @@ async def read_window(
         fetch = partial(_execute_page, ctx, make_doc, {"after": cursor, "query": search}, checker(shape))
         conn = await read_advancing_page(ctx, fetch, shape, cursor, seen)
         if conn is None and ctx.resource.root_path:  # the shop has no such object (no Shopify Payments)
-            return state
+            return state, None
         if conn is None:  # only a vanishing shape has no connection; a root page always has one
             raise PaginationStalledError(f"shop {ctx.shop.name}: {operation(ctx)}: a page without its connection")
         records = [to_record(ctx, await _complete(ctx, node)) for node in page_nodes(conn)]
@@ -216,11 +266,101 @@ async def read_window(
         model.add_page(len(records), ctx.meter.points - points, ctx.meter.seconds - seconds)
         crashpoint("after_commit")
         if not info["hasNextPage"]:
-            return state
-        if hand_over is not None and await hand_over(state, records[-1].updated_at if records else None):
-            return state
+            return state, None
+        last_updated_at = records[-1].updated_at if records else None
+        if hand_over is not None and await hand_over(state, last_updated_at):
+            return state, None
+        if split is not None and last_updated_at is not None:
+            state, plan = await split(state, last_updated_at)
+            if plan is not None:
+                return state, plan
         cursor = end_cursor
         seen.add(info["endCursor"])  # not None: a page with more after it has one (stall_problem)
+
+
+def _may_split(ctx: StreamContext, state: StreamState, search: str | None) -> bool:
+    """Whether the window's rest may be cut into slices by ``updatedAt``: pages in that order, a
+    count to balance the slices by, a search to bound them with, and more than one chain allowed."""
+    r = ctx.resource
+    return (
+        MAX_CHAINS > 1
+        and search is not None
+        and state.window_end is not None
+        and r.incremental
+        and r.sort_key == "UPDATED_AT"
+        and bool(r.count_field)
+    )
+
+
+def _splitter(ctx: StreamContext) -> _Split:
+    """The check, after each page of one window, whether its rest is to be paged as several chains.
+
+    While the pages measured so far say one chain is enough it costs nothing; once they say it is
+    latency-bound, the rest is counted (one query) and, if large enough, cut — at most once per
+    window: a rest too small to cut stays one chain without being counted again.
+    """
+    counted = False
+
+    async def split(state: StreamState, last_updated_at: str | None) -> tuple[StreamState, list[Window] | None]:
+        nonlocal counted
+        model = ctx.shop.page_model(ctx.resource.name)
+        # The rate left to this stream: the shop's other paginated streams share it.
+        rate = ctx.shop.budget.restore_rate / max(1, sum(ctx.shop.paginating.values()))
+        # Before counting: could any rest want more than one chain at these round trips?
+        if counted or last_updated_at is None or planner.page_chains(model, rate, 1 << 62, max_chains=MAX_CHAINS) < 2:
+            return state, None
+        counted = True
+        plan = await _plan_rest(ctx, state, floor_second(parse_ts(last_updated_at)), rate)
+        if plan is None:
+            return state, None
+        return await window_slices.save_plan(ctx, state, plan, "paginated"), plan
+
+    return split
+
+
+async def _plan_rest(ctx: StreamContext, state: StreamState, start: datetime, rate: float) -> list[Window] | None:
+    """The slices of the rest of the window, from ``start`` (the last record's second, inclusive:
+    its records are read again, none is skipped) to its end, cut where their counts are about
+    equal; None when it is too small to cut (or one dense second)."""
+    model = ctx.shop.page_model(ctx.resource.name)
+    end = parse_ts(state.window_end or "")
+    total = await count_records(ctx, builder.window_search(start, end)) if start < end else None
+    chains = planner.page_chains(model, rate, total or 0, max_chains=MAX_CHAINS)
+    if not total or chains < 2:
+        return None
+
+    async def count_up_to(t: datetime) -> int:
+        return await count_records(ctx, builder.window_search(start, t)) or 0
+
+    cuts = await window_slices.balanced_cuts(count_up_to, start, end, total, chains, rounds=CUT_ROUNDS)
+    if not cuts:
+        return None
+    plan = window_slices.plan_windows(start, cuts, end)
+    log.info(
+        "%s: pages are latency-bound (%.3fs a page × %.0f points/s > %.0f points a page); the rest, "
+        "%d records in %s .. %s, is paged as %d cursor chains at once: %s",
+        ctx.label, model.seconds_per_page or 0.0, rate, (model.points_per_record or 0.0) * (model.records_per_page or 0.0),
+        total, format_ts(start), state.window_end, len(plan), ", ".join(str(w) for w in plan),
+    )  # fmt: skip
+    return plan
+
+
+async def _read_chains(ctx: StreamContext, state: StreamState, plan: list[Window]) -> StreamState:
+    """Page every unfinished slice of ``plan`` at once under the shop's one cost budget."""
+    state = await window_slices.read_slices(ctx, state, plan, _read_slice, what="paging")
+    rows = await window_slices.slice_rows(ctx, state, plan)
+    read = state.records_in_window + sum(row.records_in_window for row in rows if row is not None)
+    # The window is read: the plan is spent (the caller completes or, on a count shortfall, rewinds it).
+    return state.replace(cursor=None, records_in_window=read)
+
+
+async def _read_slice(ctx: StreamContext, index: int, row: StreamState, w: Window) -> None:
+    """One slice as one cursor chain from its row's cursor (``ctx`` has the slice's own meter)."""
+    row, _ = await _read_chain(ctx, row, builder.window_search(w.start, w.end))
+    # Closed, its records still counted: the window's count guard adds them up.
+    done = row.completed(row.window_end, epoch_to_ts(ctx.clock())).replace(records_in_window=row.records_in_window)
+    await ctx.state_store.save_stream(done)
+    crashpoint("after_slice")
 
 
 async def count_records(ctx: StreamContext, search: str | None) -> int | None:

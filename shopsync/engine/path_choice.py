@@ -67,7 +67,10 @@ def _prior_objects_per_root(ctx: StreamContext) -> float:
 async def choose(ctx: StreamContext, state: StreamState, window: Window) -> Decision:
     """The path of a new window (see :mod:`shopsync.engine.planner`); recorded before it is returned."""
     settings = ctx.settings
-    if not ctx.resource.incremental:
+    if not ctx.resource.exportable:
+        # bulk: no — its fragment holds a connection Shopify's bulk queries refuse.
+        decision = Decision(path="paginated", reason="not_exportable")
+    elif not ctx.resource.incremental:
         # Read whole. Paged under each parent (metafields of every product) that is one request per
         # parent at least, while one export lists every parent's children: exported unless forced.
         per_parent = bool(ctx.resource.parent_field) and settings.path != "paginated"

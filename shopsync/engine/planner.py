@@ -38,6 +38,10 @@ PRIOR_EXPORT_RATE = 2_000.0
 PRIOR_INGEST_RATE = 10_000.0
 #: Seconds one page's round trip takes before any was timed.
 PRIOR_PAGE_SECONDS = 0.5
+#: At most this many cursor chains page one window at once (each a time slice of the window).
+MAX_PAGE_CHAINS = 8
+#: A chain is given at least this many pages of records (see :func:`page_chains`).
+MIN_PAGES_PER_CHAIN = 3
 #: Recent operations and pages a model remembers (older ones no longer describe the shop's load).
 SAMPLES = 20
 #: Weight of the newest page in the running per-record cost.
@@ -137,7 +141,7 @@ class Decision:
     """A window's path and why; ``estimate`` is None where no estimate was made."""
 
     path: Path
-    reason: str  # forced, full_refresh, no_count, backfill, threshold, estimate, hysteresis, hand_over
+    reason: str  # not_exportable, forced, full_refresh, no_count, backfill, threshold, estimate, hysteresis, hand_over
     estimate: Estimate | None = None
     count: int | None = None
 
@@ -197,6 +201,30 @@ def should_hand_over(est: Estimate) -> bool:
     return est.records >= MIN_HAND_OVER_RECORDS and est.bulk * HYSTERESIS < est.paginated
 
 
+def page_chains(model: PageModel, restore_rate: float, records_left: int, *, max_chains: int = MAX_PAGE_CHAINS) -> int:
+    """How many cursor chains the rest of a paged window wants (1: one chain is enough).
+
+    One chain spends at most one page's points per round trip, ``points_per_page ÷
+    seconds_per_page`` a second. When that is below ``restore_rate`` (the share of the shop's
+    rate this stream may spend) the chain is latency-bound — ``seconds_per_page × restore_rate >
+    points_per_page`` — and ``⌈seconds × rate ÷ points⌉`` chains reach the restore rate; one more
+    spends down what the bucket holds meanwhile instead of letting it sit (the shop's one cost
+    budget keeps them all from being throttled). Never more than ``max_chains``, nor more than
+    the rest fills with :data:`MIN_PAGES_PER_CHAIN` pages each: a slice costs count queries to
+    cut and a boundary second read twice.
+    """
+    seconds, per_record, per_page = model.seconds_per_page, model.points_per_record, model.records_per_page
+    if seconds is None or per_record is None or per_page is None or per_page <= 0 or restore_rate <= 0:
+        return 1
+    points = per_record * per_page
+    if points <= 0 or seconds * restore_rate <= points:
+        return 1  # restore-bound: one chain already spends all it may
+    wanted = math.ceil(seconds * restore_rate / points) + 1
+    fill = int(records_left // (per_page * MIN_PAGES_PER_CHAIN))
+    chains = min(max_chains, wanted, fill)
+    return chains if chains >= 2 else 1
+
+
 def _ewma(old: float | None, new: float) -> float:
     return new if old is None else old + EWMA_WEIGHT * (new - old)
 
@@ -207,6 +235,8 @@ def _clamp_rate(rate: float) -> float:
 
 __all__ = [
     "HYSTERESIS",
+    "MAX_PAGE_CHAINS",
+    "MIN_PAGES_PER_CHAIN",
     "Budget",
     "Decision",
     "Estimate",
@@ -214,5 +244,6 @@ __all__ = [
     "PageModel",
     "decide",
     "estimate",
+    "page_chains",
     "should_hand_over",
 ]

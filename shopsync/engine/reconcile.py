@@ -49,6 +49,7 @@ from shopsync.engine.engine import SyncEngine
 from shopsync.engine.records import page_shape
 from shopsync.errors import (
     BulkFileError,
+    LeaseLostError,
     OutcomeUnknownError,
     QueryError,
     QueryTooCostlyError,
@@ -176,11 +177,14 @@ class Reconciler:
 
     # -- one run -----------------------------------------------------------------------------
     async def reconcile_stream(self, shop: ShopConfig, resource: Resource) -> ReconcileResult:
-        """Reconcile one stream (see the module docstring). Errors are recorded and returned."""
+        """Reconcile one stream (see the module docstring). Errors are recorded and returned, but
+        :class:`~shopsync.errors.LeaseLostError` (the shop is another daemon's now), which is raised."""
         label = f"{shop.name}/{resource.name}"
         key = reconcile_key(resource.name)
         try:
             result = await self._reconcile(shop, resource)
+        except LeaseLostError:
+            raise  # another daemon owns the shop now: nothing to record, the caller stops its work
         except ShopsyncError as exc:
             message = f"{type(exc).__name__}: {exc}"
             log.error("%s: reconcile failed: %s", label, exc)
@@ -205,6 +209,9 @@ class Reconciler:
         started = engine.clock()
         started_ts = epoch_to_ts(started)
         monotonic = time.monotonic()
+        if resource.singular:
+            # One object, read whole on every run; it cannot be listed and is never deleted.
+            return ReconcileResult(shop=shop.name, resource=resource.name, ok=True, skipped="a single object: nothing to list")
         # The promise is read first: everything judged must have been promised before the listing.
         stream = await self._store.get_stream(shop.name, resource.name)
         bound = _bound(stream, resource, sync.safety_margin)

@@ -80,21 +80,49 @@ def _normalize_into(
     pending: list[PendingDrain],
 ) -> None:
     for nc in nested:
-        value = obj.get(nc.field)
-        where = ".".join(str(p) for p in (*path, nc.field))
-        nodes = []
-        for i, child in enumerate(connection_nodes(value, where)):
-            child = dict(child)
-            if nc.children:
-                _normalize_into(child, nc.children, (*path, nc.field, i), pending)
-            nodes.append(child)
-        # A missing connection becomes [] so the record has the same keys on both paths.
-        obj[nc.field] = nodes
-        cursor = _next_cursor(value, where)
-        if cursor is not None:
-            pending.append(
-                PendingDrain(parent_id=record_id(obj), nested=nc, after=cursor, record_path=(*path, nc.field))
-            )
+        for owner, owner_path in _owners(obj, nc, path):
+            if nc.within and nc.field not in owner:
+                continue  # a member of the object's union that has no such connection
+            value = owner.get(nc.field)
+            where = ".".join(str(p) for p in (*owner_path, nc.field))
+            nodes = []
+            for i, child in enumerate(connection_nodes(value, where)):
+                child = dict(child)
+                if nc.children:
+                    _normalize_into(child, nc.children, (*owner_path, nc.field, i), pending)
+                nodes.append(child)
+            # A missing connection becomes [] so the record has the same keys on both paths.
+            owner[nc.field] = nodes
+            cursor = _next_cursor(value, where)
+            if cursor is not None:
+                # Drained under its owner's id; a connection in one object of the record, under the record's.
+                parent_id = record_id(obj if nc.within else owner)
+                pending.append(PendingDrain(parent_id=parent_id, nested=nc, after=cursor, record_path=(*owner_path, nc.field)))
+
+
+def _owners(obj: dict, nc: NestedConnection, path: RecordPath) -> list[tuple[dict, RecordPath]]:
+    """The objects holding ``nc``: ``obj`` itself, or for a connection hanging from a list of
+    nodes (:attr:`NestedConnection.through`) each element of that list, or for one in an object of
+    ``obj`` (:attr:`NestedConnection.within`) that object; copied into ``obj`` so the caller's input
+    stays unmodified."""
+    if nc.within:
+        (object_field,) = nc.within
+        inner = obj.get(object_field)
+        if not isinstance(inner, Mapping):
+            return []
+        obj[object_field] = copy = dict(inner)
+        return [(copy, (*path, object_field))]
+    if not nc.through:
+        return [(obj, path)]
+    (list_field,) = nc.through
+    items = obj.get(list_field)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise IntegrityError(f"{'.'.join(str(p) for p in (*path, list_field))}: expected a list, got {type(items).__name__}")
+    copies = [dict(item) if isinstance(item, Mapping) else item for item in items]
+    obj[list_field] = copies
+    return [(item, (*path, list_field, i)) for i, item in enumerate(copies) if isinstance(item, dict)]
 
 
 def normalize_node(node: Mapping[str, Any], resource: Resource) -> tuple[dict, list[PendingDrain]]:
@@ -147,7 +175,7 @@ def next_page(drain: PendingDrain, page: Mapping[str, Any]) -> PendingDrain | No
 
 
 def _nested_shapes(nested: Sequence[NestedConnection]) -> tuple[Nested, ...]:
-    return tuple(Nested(nc.field, _nested_shapes(nc.children)) for nc in nested)
+    return tuple(Nested(nc.field, _nested_shapes(nc.children), through=nc.through, within=nc.within) for nc in nested)
 
 
 @lru_cache(maxsize=256)
@@ -164,7 +192,8 @@ def page_shape(resource: Resource) -> PageShape:
 @lru_cache(maxsize=256)
 def drain_shape(nested: NestedConnection) -> PageShape:
     """What a page of :func:`shopsync.queries.builder.drain_query` for ``nested`` must look like."""
-    return PageShape(path=("node", nested.field), nested=_nested_shapes(nested.children), vanishing=True, node_id=False)
+    owner = (nested.lookup, *nested.within) if nested.lookup else ("node",)
+    return PageShape(path=(*owner, nested.field), nested=_nested_shapes(nested.children), vanishing=True, node_id=False)
 
 
 def parents_shape(resource: Resource) -> PageShape:

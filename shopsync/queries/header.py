@@ -18,7 +18,7 @@ from shopsync.errors import QueryDocumentError
 #: The first non-blank line of every resource file.
 HEADER_MARKER = "# shopsync:resource"
 #: Every key a header may set, in the order the documentation lists them.
-HEADER_KEYS = ("root", "root_args", "sort", "filter", "count", "deletions", "every")
+HEADER_KEYS = ("root", "root_args", "sort", "filter", "count", "deletions", "every", "bulk")
 #: Keys every header must set.
 REQUIRED_KEYS = ("root", "filter")
 

@@ -24,6 +24,8 @@ BULK_MAX_CONNECTIONS = 5
 BULK_MAX_NESTING = 2
 #: Arguments the builder sets itself; a resource file must not set them in ``root_args``.
 RESERVED_ARGS = ("first", "last", "after", "before", "query", "sortKey", "reverse")
+#: Values of the header's ``bulk`` key: ``no`` reads the resource page by page only.
+BULK_VALUES = ("yes", "no")
 #: Orders older than 60 days are invisible without this scope (shopify-api-facts §4).
 READ_ALL_ORDERS = "read_all_orders"
 
@@ -35,7 +37,20 @@ class NestedConnection:
     ``("lineItems", "discountAllocations")``). ``parent_type`` is the type whose field it is (the
     ``... on <ParentType>`` of a drain query); ``node_type`` the connection's node type and
     ``node_types`` its concrete object types (used to tell bulk child lines apart by GID type).
-    ``page_size`` is the fragment's ``first``.
+    ``page_size`` is the fragment's ``first``. ``through`` names the list of objects (each a
+    Node, selecting its ``id``) the connection hangs from, between its owner and it
+    (``Order.refunds[].refundLineItems``: ``through=("refunds",)``, ``parent_type`` ``Refund``);
+    only resources read page by page (``bulk: no``) may have one, and ``path`` includes it.
+
+    ``within`` names the single object, a field of the record, that the connection is selected
+    in, through an inline fragment on ``parent_type`` (``DiscountNode.discount``, the ``Discount``
+    union: ``within=("discount",)``, ``parent_type`` ``DiscountCodeBasic``, which is not a Node).
+    Such a connection is drained under the record's id, asked of ``lookup``, the QueryRoot field
+    that finds a record by id (``discountNode``): Shopify's own example looks a DiscountNode up
+    by a ``DiscountAutomaticNode`` GID, which ``node(id:)`` may answer as that type, where
+    ``... on DiscountNode`` would select nothing. Only ``bulk: no`` resources may have
+    one; ``path`` includes it, and ``field`` is the response key (an alias, when the members
+    of a union share the connection's name).
     """
 
     field: str
@@ -46,6 +61,9 @@ class NestedConnection:
     page_size: int
     depth: int
     children: tuple[NestedConnection, ...] = ()
+    through: tuple[str, ...] = ()
+    within: tuple[str, ...] = ()
+    lookup: str | None = None
     line: int = dataclasses.field(default=0, compare=False)
 
 
@@ -65,7 +83,15 @@ class Resource:
     ``root_path`` names the singular QueryRoot object the records' connection hangs from
     (``("shopifyPaymentsAccount",)``; empty otherwise) and ``root_object_type`` its type; such an
     object may be null (a shop without Shopify Payments), which reads as no records. ``every`` is
-    the header's own schedule (``None``: the shop's), for resources read whole.
+    the header's own schedule (``None``: the shop's), for resources read whole. ``exportable``
+    is false for a resource whose header says ``bulk: no``: its fragment holds a connection
+    Shopify's bulk queries refuse (nodes not implementing ``Node``, or inside a list), so every
+    window is read page by page.
+
+    ``singular``: the root is a singular QueryRoot object, not a connection (``root: shop``): the
+    resource is that one record, read whole by one query (:func:`shopsync.queries.builder.object_query`)
+    on every run of its schedule. Bulk operations need a connection, so it has no bulk form; its
+    fragment may hold no nested connection.
     """
 
     name: str
@@ -87,6 +113,8 @@ class Resource:
     root_path: tuple[str, ...] = ()
     root_object_type: str | None = None
     every: timedelta | None = None
+    exportable: bool = True
+    singular: bool = False
     fragment_ast: FragmentDefinitionNode | None = dataclasses.field(default=None, repr=False, compare=False)
     header_lines: Mapping[str, int] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
@@ -125,6 +153,7 @@ class Resource:
 __all__ = [
     "BULK_MAX_CONNECTIONS",
     "BULK_MAX_NESTING",
+    "BULK_VALUES",
     "FILTERS",
     "MAX_PAGE_SIZE",
     "NestedConnection",

@@ -23,6 +23,7 @@ from graphql import (
     GraphQLError,
     GraphQLField,
     GraphQLInterfaceType,
+    GraphQLList,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -43,6 +44,7 @@ from shopsync.queries.header import ResourceHeader, header_error, parse_header
 from shopsync.queries.model import (
     BULK_MAX_CONNECTIONS,
     BULK_MAX_NESTING,
+    BULK_VALUES,
     FILTERS,
     MAX_PAGE_SIZE,
     READ_ALL_ORDERS,
@@ -81,6 +83,7 @@ class _Root:
     node_type: GraphQLObjectType | GraphQLInterfaceType
     root_path: tuple[str, ...] = ()
     root_object_type: str | None = None
+    singular: bool = False
 
 
 class _ResourceParser:
@@ -91,6 +94,8 @@ class _ResourceParser:
         self.schema = schema
         self.header = ResourceHeader(origin=str(path))
         self.access: list[tuple[str, ...]] = []
+        self.exportable = True
+        self.record_type = ""
         query_root = schema.query_type
         assert query_root is not None
         self.query_root: GraphQLObjectType = query_root
@@ -136,6 +141,7 @@ class _ResourceParser:
         count_field = self.parse_count()
         deletion_subject = self.parse_deletions()
         every = self.parse_every(incremental)
+        self.exportable = self.parse_bulk()
         fragment, nested = self.parse_body(root, incremental)
 
         scopes = list(minimal_scopes(self.access))
@@ -161,6 +167,8 @@ class _ResourceParser:
             root_path=root.root_path,
             root_object_type=root.root_object_type,
             every=every,
+            exportable=self.exportable,
+            singular=root.singular,
             fragment_ast=fragment,
             header_lines=MappingProxyType(dict(self.header.lines)),
         )
@@ -206,6 +214,11 @@ class _ResourceParser:
         else:
             root_field = root_text
             conn_def = query_root.fields.get(root_field)
+            if (
+                conn_def is not None and isinstance(get_named_type(conn_def.type), GraphQLObjectType)
+                and not is_connection_type(get_named_type(conn_def.type)) and not _required_args(conn_def)
+            ):  # fmt: skip
+                return self.singular_root(root_text, conn_def, root_line)
             if conn_def is None or not is_connection_type(get_named_type(conn_def.type)):
                 raise self.fail(f"root: {root_field!r} is not a connection field of QueryRoot", root_line)
             args_owner_def = conn_def
@@ -238,6 +251,21 @@ class _ResourceParser:
             root_path=(object_field,), root_object_type=obj_type.name,
         )  # fmt: skip
 
+    def singular_root(self, root_text: str, object_def: GraphQLField, line) -> _Root:
+        """A singular QueryRoot object (``shop``): the resource is that one record."""
+        obj_type = get_named_type(object_def.type)
+        assert isinstance(obj_type, GraphQLObjectType)  # parse_root checked
+        if "id" not in obj_type.fields:
+            raise self.fail(f"root: {obj_type.name} has no id field", line)
+        # One record read by one query: no windows, pages, count or deletion events apply.
+        for key in ("sort", "count", "deletions", "root_args"):
+            if self.value(key) is not None:
+                raise self.fail(f"{key}: {root_text} is a single object (not a connection); remove {key}", self.line(key))
+        if self.value("filter") != "none":
+            raise self.fail(f"filter: {root_text} is a single object, read whole: use filter: none", self.line("filter"))
+        self.note_access("QueryRoot", root_text)
+        return _Root(root_text, root_text, None, None, object_def, object_def, obj_type, singular=True)
+
     def parse_every(self, incremental: bool) -> timedelta | None:
         """``every``: the resource's own schedule (a duration), for resources read whole."""
         text = self.value("every")
@@ -250,6 +278,14 @@ class _ResourceParser:
         if every.total_seconds() <= 0:
             raise self.fail(f"every: {text!r} must be longer than 0", self.line("every"))
         return every
+
+    def parse_bulk(self) -> bool:
+        """``bulk``: ``no`` reads the resource page by page only (its fragment holds a connection
+        Shopify's bulk queries refuse); ``yes``, the default, lets the engine export it."""
+        text = self.value("bulk") or "yes"
+        if text not in BULK_VALUES:
+            raise self.fail(f"bulk: {text!r} must be one of {', '.join(BULK_VALUES)}", self.line("bulk"))
+        return text == "yes"
 
     def parse_filter(self, root: _Root) -> bool:
         """``filter``: whether the resource is read in ``updated_at`` windows."""
@@ -323,7 +359,14 @@ class _ResourceParser:
         if incremental and "updatedAt" not in top:
             raise self.fail(f"fragment {fragment.name.value} must select updatedAt (filter: updated_at)", frag_line)
         self.note_access(node_type.name)
+        self.record_type = node_type.name
         nested = self.find_connections(node_type, fragment.selection_set, path=(), depth=1, in_object=False)
+        if root.singular and nested:
+            raise self.fail(
+                f"{nested[0].field}: the record of a single-object root ({root.text}) cannot hold a connection; "
+                f"read it as a resource of its own (root: {root.text}.{nested[0].field})",
+                nested[0].line or frag_line,
+            )
         self.check_nesting(nested, root.parent_field is not None, node_type.name, root.parent_node_type, frag_line)
         return fragment, nested
 
@@ -373,6 +416,8 @@ class _ResourceParser:
         path: tuple[str, ...],
         depth: int,
         in_object: bool,
+        through: tuple[str, ...] = (),
+        within: tuple[str, ...] = (),
     ) -> tuple[NestedConnection, ...]:
         """The connections selected on ``parent`` nodes (recursing into their node selections).
 
@@ -393,7 +438,10 @@ class _ResourceParser:
                 if sel.type_condition is not None:
                     target = self.schema.get_type(sel.type_condition.name.value) or parent
                 found.extend(
-                    self.find_connections(target, sel.selection_set, path=path, depth=depth, in_object=in_object)
+                    self.find_connections(
+                        target, sel.selection_set, path=path, depth=depth, in_object=in_object, through=through,
+                        within=within,
+                    )
                 )
                 continue
             assert isinstance(sel, FieldNode)
@@ -407,24 +455,102 @@ class _ResourceParser:
                 continue
             self.note_access(named.name)
             if not is_connection_type(named):
+                if self.pages_under_list(sel, field_def, named, in_object, through):
+                    # A list of nodes (Order.refunds): a connection of each element is drained
+                    # under the element's id (page by page only: bulk: no).
+                    found.extend(
+                        self.find_connections(
+                            named, sel.selection_set, path=path, depth=depth, in_object=False, through=(sel.name.value,)
+                        )
+                    )
+                    continue
+                if self.drains_within(sel, field_def, path, in_object, through, within):
+                    # One object of the record (DiscountNode.discount): its connections are
+                    # drained under the record's id, through the object (page by page only).
+                    found.extend(
+                        self.find_connections(
+                            named, sel.selection_set, path=path, depth=depth, in_object=False, within=(sel.name.value,)
+                        )
+                    )
+                    continue
                 # A plain object: connections inside it could not be drained (no node id to page
                 # under), so they are refused below.
                 self.find_connections(named, sel.selection_set, path=path, depth=depth, in_object=True)
                 continue
-            found.append(self.nested_connection(parent, sel, named, path=path, depth=depth, in_object=in_object))
+            found.append(
+                self.nested_connection(
+                    parent, sel, named, path=path, depth=depth, in_object=in_object, through=through, within=within
+                )
+            )
         return tuple(found)
 
-    def nested_connection(self, parent, sel: FieldNode, conn, *, path, depth, in_object) -> NestedConnection:
+    def drains_below(self, sel: FieldNode, in_object: bool, through) -> bool:
+        """Whether connections below ``sel`` may be drained at all: a ``bulk: no`` resource, ``sel``
+        selected on a record or connection node (not in a plain object), not inside a list already."""
+        return not self.exportable and not in_object and not through and sel.selection_set is not None
+
+    def drains_within(self, sel: FieldNode, field_def: GraphQLField, path, in_object: bool, through, within) -> bool:
+        """Whether ``sel`` is one object (not a list) of the record whose connections may be drained
+        under the record's id through it: a ``bulk: no`` resource, directly on the record."""
+        return (
+            self.drains_below(sel, in_object, through)
+            and not within
+            and not path
+            and sel.alias is None
+            and not _is_list(field_def)
+        )
+
+    def lookup_field(self, type_name: str, line) -> str:
+        """The QueryRoot field that finds a ``type_name`` by its id alone (``discountNode(id:)``)."""
+        for name, f in self.query_root.fields.items():
+            named = get_named_type(f.type)
+            id_arg = f.args.get("id")
+            if (
+                getattr(named, "name", None) == type_name and id_arg is not None
+                and get_named_type(id_arg.type).name == "ID" and _required_args(f) == ["id"]
+                and not f.deprecation_reason
+            ):  # fmt: skip
+                self.note_access("QueryRoot", name)
+                return name
+        raise self.fail(f"QueryRoot has no field finding a {type_name} by id, to drain a connection under it", line)
+
+    def pages_under_list(self, sel: FieldNode, field_def: GraphQLField, named, in_object: bool, through) -> bool:
+        """Whether ``sel`` is a list of nodes whose connections may be drained under each element's
+        id: a ``bulk: no`` resource, directly on a record or connection node, one list deep."""
+        return (
+            self.drains_below(sel, in_object, through)
+            and _is_list(field_def)
+            and isinstance(named, GraphQLObjectType)
+            and "Node" in {i.name for i in named.interfaces}
+            and sel.selection_set is not None  # (drains_below checked it; this narrows the type)
+            and "id" in self.top_level_fields(sel.selection_set)
+        )
+
+    def implements_node(self, node_type) -> bool:
+        """A Node type, or an interface or union whose every member is one (``Product.media``)."""
+        if is_abstract_type(node_type):
+            members = self.schema.get_possible_types(node_type)
+            return bool(members) and all("Node" in {i.name for i in m.interfaces} for m in members)
+        return "Node" in {i.name for i in getattr(node_type, "interfaces", ())}
+
+    def nested_connection(
+        self, parent, sel: FieldNode, conn, *, path, depth, in_object, through=(), within=()
+    ) -> NestedConnection:
         line = self.node_line(sel)
         name = sel.name.value
         if in_object:
+            hint = (
+                " or, with bulk: no, on a list of nodes that selects id or in one object of the record"
+                if not self.exportable else ""
+            )  # fmt: skip
             raise self.fail(
                 f"{parent.name}.{name}: a connection must be selected directly on a record or on a "
-                "nested connection's node (it cannot be paged under a plain object)",
+                f"nested connection's node{hint} (it cannot be paged under a plain object)",
                 line,
             )
-        if sel.alias is not None:
-            raise self.fail(f"{name}: aliases are not supported on connection fields", line)
+        if sel.alias is not None and not within:
+            raise self.fail(f"{name}: aliases are not supported on connection fields (but inside one object of the record)", line)
+        key = sel.alias.value if sel.alias is not None else name
         if depth > 2:
             raise self.fail(f"{name}: connections may nest at most 2 levels below the record", line)
         first = None
@@ -443,15 +569,24 @@ class _ResourceParser:
         node_sel = self.connection_node_selection(sel, name, line)
         if node_sel is None:
             raise self.fail(f"{name}: select the nodes with edges {{ node {{ … }} }} or nodes {{ … }}", line)
-        if "id" not in self.top_level_fields(node_sel):
-            raise self.fail(f"{name}: the nested nodes must select id (bulk results join children by id)", line)
-        if "Node" not in {i.name for i in getattr(node_type, "interfaces", ())} and not is_abstract_type(node_type):
-            raise self.fail(f"{name}: {node_type.name} does not implement Node, so it cannot be drained", line)
+        if not self.implements_node(node_type) and self.exportable:
+            raise self.fail(
+                f"{name}: {node_type.name} does not implement Node, and Shopify's bulk queries take only "
+                "Node connections; read the resource page by page only with 'bulk: no' in its header",
+                line,
+            )
         self.note_access(node_type.name)
-        children = self.find_connections(node_type, node_sel, path=path + (name,), depth=depth + 1, in_object=False)
+        own_path = path + through + within + (key,)
+        children = self.find_connections(node_type, node_sel, path=own_path, depth=depth + 1, in_object=False)
+        if "id" not in self.top_level_fields(node_sel) and (self.exportable or children):
+            why = "bulk results join children by id" if self.exportable else "its own connections are drained by id"
+            raise self.fail(f"{name}: the nested nodes must select id ({why})", line)
         return NestedConnection(
-            field=name,
-            path=path + (name,),
+            field=key,
+            path=own_path,
+            through=through,
+            within=within,
+            lookup=self.lookup_field(self.record_type, line) if within else None,
             parent_type=parent.name,
             node_type=node_type.name,
             node_types=self.concrete_names(node_type),
@@ -488,7 +623,7 @@ class _ResourceParser:
             flat.append(nc)
             stack.extend(reversed(nc.children))
         connections = 1 + (1 if is_parent_child else 0) + len(flat)
-        if connections > BULK_MAX_CONNECTIONS:
+        if connections > BULK_MAX_CONNECTIONS and self.exportable:
             raise self.fail(
                 f"the bulk query would hold {connections} connections; Shopify allows at most {BULK_MAX_CONNECTIONS}",
                 line,
@@ -505,7 +640,7 @@ class _ResourceParser:
         reserved = {node_type} if is_parent_child else set()
         if parent_type:
             reserved.add(parent_type)
-        for nc in flat:
+        for nc in (flat if self.exportable else ()):  # page by page, each list is known by its path
             for t in nc.node_types:
                 if t in reserved:
                     raise self.fail(f"{nc.field}: its node type {t} is also the record or parent type", nc.line)
@@ -517,6 +652,19 @@ class _ResourceParser:
                     )
                 owner[t] = nc
 
+
+
+def _is_list(field_def: GraphQLField) -> bool:
+    """Whether the field returns a list (under its non-null wrapper, if any)."""
+    wrapped = field_def.type
+    while is_non_null_type(wrapped):
+        wrapped = wrapped.of_type
+    return isinstance(wrapped, GraphQLList)
+
+
+def _required_args(field_def: GraphQLField) -> list[str]:
+    """The arguments a field cannot be selected without (``order(id:)``)."""
+    return [n for n, a in field_def.args.items() if is_non_null_type(a.type) and a.default_value is Undefined]
 
 
 __all__ = ["parse_resource"]

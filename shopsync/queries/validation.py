@@ -17,14 +17,18 @@ def validate_documents(resource: Resource) -> None:
     Raises :class:`~shopsync.errors.QueryDocumentError` for a document that does not validate, or
     for a fragment so heavy that one record per page is over Shopify's cost limit.
     """
+    if resource.singular:  # one query is all such a resource sends
+        builder.object_query(resource)
+        return
     builder.page_query(resource)
     if resource.parent_field:
         builder.parent_ids_query(resource)
     for nc in resource.all_nested():
         builder.drain_query(resource, nc)
-    builder.bulk_query(resource, None)
-    if resource.incremental:
-        builder.bulk_query(resource, "updated_at:>='2000-01-01T00:00:00Z'")
+    if resource.exportable:
+        builder.bulk_query(resource, None)
+        if resource.incremental:
+            builder.bulk_query(resource, "updated_at:>='2000-01-01T00:00:00Z'")
     builder.count_query(resource)
     # A fragment so heavy that one record (or one drained node) per page exceeds Shopify's cap
     # could never be read page by page.

@@ -63,10 +63,21 @@ def _root_type(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Gra
     return root
 
 
+#: A response path: the keys and list indexes leading to a value (a GraphQL error's ``path``).
+Path = tuple[str | int, ...]
+
+
 class _Coster:
-    def __init__(self, schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any] | None):
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        variables: Mapping[str, Any] | None,
+        runtime_types: Mapping[Path, str] | None = None,
+    ):
         self.schema = schema
         self.variables = dict(variables or {})
+        self.runtime_types: Mapping[Path, str] = runtime_types or {}
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
@@ -157,26 +168,29 @@ class _Coster:
         return total
 
     # -- actual cost ------------------------------------------------------------------------
+    # ``path`` is the response path of ``value`` (keys and list indexes, as in a GraphQL error's
+    # ``path``): it is how a value of an abstract type is matched to the runtime type the executor
+    # resolved it to when ``__typename`` was not selected.
     def actual_selection(
-        self, parent: GraphQLNamedType, selection_set: SelectionSetNode | None, value: Mapping[str, Any]
+        self, parent: GraphQLNamedType, selection_set: SelectionSetNode | None, value: Mapping[str, Any], path: Path
     ) -> int:
         if is_abstract_type(parent):
-            tn = value.get("__typename")
-            found = self.schema.get_type(tn) if tn else None
-            if found is None:  # unknown concrete type: charge the static worst case
+            tn = value.get("__typename") or self.runtime_types.get(path)
+            found = self.schema.get_type(tn) if isinstance(tn, str) else None
+            if found is None or not is_object_type(found):
+                # The concrete type is unknown: charge the static worst case.
                 return self.selection_cost(parent, selection_set)
-            # __typename of a value of an abstract type names one of its object types
-            concrete = cast(GraphQLObjectType, found)
+            concrete = found
         else:
             concrete = cast(GraphQLObjectType, parent)  # not a leaf: see concrete_types
         total = 0
         for field in self.fields_for(concrete, selection_set):
             key = field.alias.value if field.alias else field.name.value
             if key in value:
-                total += self.actual_field(concrete, field, value[key])
+                total += self.actual_field(concrete, field, value[key], (*path, key))
         return total
 
-    def actual_field(self, parent: GraphQLObjectType, node: FieldNode, value: Any) -> int:
+    def actual_field(self, parent: GraphQLObjectType, node: FieldNode, value: Any, path: Path) -> int:
         field_def = parent.fields.get(node.name.value)
         if field_def is None or value is None:
             return 0
@@ -187,19 +201,28 @@ class _Coster:
             if not value:
                 return 0
             # A list of nulls (``nodes(ids:)`` for records that are gone) costs nothing more.
-            return max((1 + self.actual_selection(named, node.selection_set, v) for v in value if v is not None), default=0)
+            return max(
+                (1 + self.actual_selection(named, node.selection_set, v, (*path, i)) for i, v in enumerate(value) if v is not None),
+                default=0,
+            )
         if is_connection_type(named):
-            return CONNECTION_BASE_COST + self.actual_connection(named, node, value)
-        return 1 + self.actual_selection(named, node.selection_set, value)
+            return CONNECTION_BASE_COST + self.actual_connection(named, node, value, path)
+        return 1 + self.actual_selection(named, node.selection_set, value, path)
 
-    def actual_connection(self, connection: GraphQLObjectType, node: FieldNode, value: Mapping[str, Any]) -> int:
+    def actual_connection(
+        self, connection: GraphQLObjectType, node: FieldNode, value: Mapping[str, Any], path: Path
+    ) -> int:
         total = 0
         for sub in self.fields_for(connection, node.selection_set):
             key = sub.alias.value if sub.alias else sub.name.value
             items = value.get(key)
             if sub.name.value == "nodes" and items:
                 node_type = get_named_type(connection.fields["nodes"].type)
-                total += sum(1 + self.actual_selection(node_type, sub.selection_set, n) for n in items if n)
+                total += sum(
+                    1 + self.actual_selection(node_type, sub.selection_set, n, (*path, key, i))
+                    for i, n in enumerate(items)
+                    if n
+                )
             elif sub.name.value == "edges" and items:
                 edge_type = get_named_type(connection.fields["edges"].type)
                 inner = get_named_type(edge_type.fields["node"].type)
@@ -207,8 +230,8 @@ class _Coster:
                     if edge_field.name.value == "node":
                         ekey = edge_field.alias.value if edge_field.alias else "node"
                         total += sum(
-                            1 + self.actual_selection(inner, edge_field.selection_set, e[ekey])
-                            for e in items
+                            1 + self.actual_selection(inner, edge_field.selection_set, e[ekey], (*path, key, i, ekey))
+                            for i, e in enumerate(items)
                             if e and e.get(ekey)
                         )
         return total
@@ -219,10 +242,11 @@ def _top_fields(
     document: DocumentNode,
     variables: Mapping[str, Any] | None,
     operation_name: str | None,
+    runtime_types: Mapping[Path, str] | None = None,
 ) -> tuple[_Coster, GraphQLObjectType, list[FieldNode], bool]:
     """What both costs start from: the coster, the operation's root type, its top-level fields,
     and whether it is a mutation (charged a flat cost per field)."""
-    coster = _Coster(schema, document, variables)
+    coster = _Coster(schema, document, variables, runtime_types)
     op = _operation(document, operation_name)
     root = _root_type(schema, op)
     return coster, root, coster.fields_for(root, op.selection_set), op.operation == OperationType.MUTATION
@@ -247,9 +271,16 @@ def actual_cost(
     data: Mapping[str, Any] | None,
     variables: Mapping[str, Any] | None = None,
     operation_name: str | None = None,
+    runtime_types: Mapping[Path, str] | None = None,
 ) -> int:
-    """The cost of what ``data`` actually holds (never more than :func:`requested_cost`)."""
-    coster, root, fields, mutation = _top_fields(schema, document, variables, operation_name)
+    """The cost of what ``data`` actually holds (never more than :func:`requested_cost`).
+
+    A value of an abstract type (``node(id:)``, a union) is costed as the concrete type it came
+    back as, as Shopify does after execution: its ``__typename`` when selected, else
+    ``runtime_types[path]`` — the executor's record of what it resolved the value at that response
+    path to. Only when neither says is it charged its static worst case.
+    """
+    coster, root, fields, mutation = _top_fields(schema, document, variables, operation_name, runtime_types)
     if mutation:
         return MUTATION_COST * len(fields)
     if not data:
@@ -258,7 +289,7 @@ def actual_cost(
     for f in fields:
         key = f.alias.value if f.alias else f.name.value
         if key in data:
-            total += coster.actual_field(root, f, data[key])
+            total += coster.actual_field(root, f, data[key], (key,))
     return total
 
 
@@ -267,6 +298,7 @@ __all__ = [
     "MAX_QUERY_COST",
     "MUTATION_COST",
     "CostError",
+    "Path",
     "actual_cost",
     "is_connection_type",
     "requested_cost",

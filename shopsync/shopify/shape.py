@@ -27,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "Nested",
+    "object_problem",
     "PageShape",
     "bulk_list_problem",
     "bulk_operation_problem",
@@ -43,10 +44,18 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Nested:
-    """A nested connection selected in every node: its field name and its own nested connections."""
+    """A nested connection selected in every node: its field name and its own nested connections.
+
+    ``through``: the list of objects between the node and the connection (``("refunds",)`` for
+    ``refunds[].refundLineItems``); each element must then be an object with an ``id``, the node
+    its drain pages under. ``within``: the one object of the node the connection is selected in,
+    through an inline fragment (``("discount",)``, a union): members without the connection do
+    not hold it."""
 
     field: str
     children: tuple[Nested, ...] = ()
+    through: tuple[str, ...] = ()
+    within: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +115,19 @@ def check_page(data: object, shape: PageShape) -> str | None:
         if not isinstance(value, Mapping):
             return f"{where} is {kind(value)}, not an object"
         obj = value
+    return None
+
+
+def object_problem(data: object, field: str) -> str | None:
+    """The first problem of a single-object answer (``data.shop``): an object with a string id."""
+    if not isinstance(data, Mapping):
+        return f"data is {kind(data)}, not an object"
+    value = data.get(field)
+    if not isinstance(value, Mapping):
+        return f"data.{field} is {kind(value)}, not an object"
+    ident = value.get("id")
+    if not isinstance(ident, str) or not ident:
+        return f"data.{field}.id is {kind(ident)}, not an id"
     return None
 
 
@@ -186,16 +208,54 @@ def _node_problem(node: object, where: str, nested: Sequence[Nested], *, node_id
         if not isinstance(gid, str) or not gid:
             return f"{where}.id missing" if "id" not in node else f"{where}.id is {kind(gid)}, not an id"
     for nc in nested:
-        here = f"{where}.{nc.field}"
-        if nc.field not in node:
-            return f"{here} missing"
-        value = node[nc.field]
-        if value is None:
-            continue  # a null connection reads as no nodes (records get [])
-        problem = connection_problem(value, here, nc.children)
-        if problem is not None:
-            return problem
+        for owner, owner_where in _owners(node, nc, where):
+            if isinstance(owner, str):
+                return owner  # the problem of the list it hangs from
+            here = f"{owner_where}.{nc.field}"
+            if nc.field not in owner:
+                return f"{here} missing"
+            value = owner[nc.field]
+            if value is None:
+                continue  # a null connection reads as no nodes (records get [])
+            problem = connection_problem(value, here, nc.children)
+            if problem is not None:
+                return problem
     return None
+
+
+def _owners(node: Mapping[str, Any], nc: Nested, where: str) -> list[tuple[Any, str]]:
+    """The objects holding ``nc`` in ``node`` with their place, or one ``(problem, "")``."""
+    if nc.within:
+        (object_field,) = nc.within
+        here = f"{where}.{object_field}"
+        if object_field not in node:
+            return [(f"{here} missing", "")]
+        inner = node[object_field]
+        if inner is not None and not isinstance(inner, Mapping):
+            return [(f"{here} is {kind(inner)}, not an object", "")]
+        # A member of the object's union without the connection does not hold it.
+        return [(inner, here)] if inner is not None and nc.field in inner else []
+    if not nc.through:
+        return [(node, where)]
+    (list_field,) = nc.through
+    here = f"{where}.{list_field}"
+    if list_field not in node:
+        return [(f"{here} missing", "")]
+    items = node[list_field]
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        return [(f"{here} is {kind(items)}, not a list", "")]
+    owners: list[tuple[Any, str]] = []
+    for i, item in enumerate(items):
+        at = f"{here}[{i}]"
+        if not isinstance(item, Mapping):
+            return [(f"{at} is {kind(item)}, not an object", "")]
+        gid = item.get("id")
+        if not isinstance(gid, str) or not gid:
+            return [(f"{at}.id missing" if "id" not in item else f"{at}.id is {kind(gid)}, not an id", "")]
+        owners.append((item, at))
+    return owners
 
 
 # -- does a page advance? --------------------------------------------------------------------------

@@ -78,6 +78,9 @@ class DataConfig:
     abandoned_checkouts: int = 5
     fulfillment_orders: int = 6
     markets: int = 3
+    #: shopsync/simulator/discount_records.py (node idx is member idx % 8 of the Discount union)
+    discount_nodes: int = 10
+    big_discount_codes: int = 120  # the redeem codes of node 0 (more than a drain page: 90)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,6 +219,7 @@ class SimConfig:
         "read_shopify_payments_disputes",
         "read_draft_orders",
         "read_markets",
+        "read_discounts",
         "read_merchant_managed_fulfillment_orders",
         "read_returns",
     )

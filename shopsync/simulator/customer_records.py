@@ -6,7 +6,7 @@ Every draw comes from the record's own seeded stream, in a fixed order: moving a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shopsync.simulator.formats import decimal_amount, fmt_ts
 from shopsync.simulator.ids import ADDRESS_BASE, ID_BASE
@@ -60,7 +60,7 @@ def generate_customer(d: ShopData, idx: int, created: int, updated: int) -> dict
     orders = int(rand() ** 2 * 12)
     spent = orders * (1500 + int(rand() * 15_000))
     display = f"{first} {last}" if first else last
-    return {
+    record: dict[str, Any] = {
         "__typename": "Customer",
         "id": f"gid://shopify/Customer/{num}",
         "legacyResourceId": str(num),
@@ -89,3 +89,21 @@ def generate_customer(d: ShopData, idx: int, created: int, updated: int) -> dict
         if rand() < 0.8
         else None,
     }
+    default = record["defaultAddress"]
+    record["addressesV2"] = _addresses(d, idx, default, first or "", last)
+    return record
+
+
+#: Extra addresses per customer at most (Customer.addressesV2 beyond the default one).
+MAX_EXTRA_ADDRESSES = 3
+
+
+def _addresses(d: ShopData, idx: int, default: dict | None, first: str, last: str) -> list[dict]:
+    """Every address of customer ``idx``: the default one first, then up to three more (from a
+    stream of their own, so adding them moved no draw of the customer)."""
+    rand = d.rng("CustomerAddress", idx).random
+    out = [default] if default is not None else []
+    for k in range(int(rand() ** 2 * (MAX_EXTRA_ADDRESSES + 1))):
+        region = int(rand() * len(ADDRESSES))
+        out.append(mailing_address(rand, 3_000_000_000 + idx * 4 + k, first, last, region, rand() < 0.1))
+    return out

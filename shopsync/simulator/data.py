@@ -70,6 +70,7 @@ from shopsync.simulator.commerce_records import (
 )
 from shopsync.simulator.config import DataConfig
 from shopsync.simulator.customer_records import generate_customer
+from shopsync.simulator.discount_records import MAX_DISCOUNT_CODES, generate_discount_node
 from shopsync.simulator.finance_records import (
     generate_balance_transaction,
     generate_dispute,
@@ -79,6 +80,7 @@ from shopsync.simulator.finance_records import (
 from shopsync.simulator.formats import decimal_amount, fmt_ts, money_amount, money_bag
 from shopsync.simulator.ids import (
     COMMERCE_TYPES,
+    DISCOUNT_TYPES,
     FINANCE_TYPES,
     ID_BASE,
     LINE_ITEM_BASE,
@@ -135,6 +137,8 @@ class ShopData:
         n_customers = config.customers if config.customers is not None else max(10, config.orders // 4)
         if config.big_order_line_items > MAX_LINE_ITEMS:
             raise ValueError(f"big_order_line_items must be ≤ {MAX_LINE_ITEMS}")
+        if config.big_discount_codes > MAX_DISCOUNT_CODES:
+            raise ValueError(f"big_discount_codes must be ≤ {MAX_DISCOUNT_CODES}")
 
         # Variants per product (1..5), as prefix sums: item idx j belongs to product
         # bisect_right(offsets, j) - 1.
@@ -163,6 +167,7 @@ class ShopData:
             "AbandonedCheckout": config.abandoned_checkouts,
             "FulfillmentOrder": config.fulfillment_orders,
             "Market": config.markets,
+            "DiscountNode": config.discount_nodes,
         }
         owners = {"Shop": 1, "ProductVariant": total, **self.counts}
         #: Whose metafields are where in the Metafield table (see metafield_records.metafield_layout).
@@ -174,7 +179,7 @@ class ShopData:
 
         self.created: dict[str, array] = {}
         self.updated: dict[str, array] = {}
-        for t in ("Order", "Customer", "Product", "Collection", *FINANCE_TYPES, "Metafield", *COMMERCE_TYPES):
+        for t in ("Order", "Customer", "Product", "Collection", *FINANCE_TYPES, "Metafield", *COMMERCE_TYPES, *DISCOUNT_TYPES):
             self.created[t], self.updated[t] = self._times(self.counts[t], t)
         loc_c, loc_u = self._times(n_locations, "Location", end=self.start + 86_400 * min(30.0, config.history_days / 4))
         self.created["Location"], self.updated["Location"] = loc_c, loc_u
@@ -382,4 +387,5 @@ _GENERATORS: dict[str, Callable[[ShopData, int, int, int], dict]] = {
     "AbandonedCheckout": generate_abandoned_checkout,
     "FulfillmentOrder": generate_fulfillment_order,
     "Market": generate_market,
+    "DiscountNode": generate_discount_node,
 }

@@ -65,6 +65,9 @@ class ExecResult:
 
     data: dict | None
     errors: list[dict] = field(default_factory=list)
+    #: the concrete type of each abstract-typed value in ``data``, by response path: what the
+    #: actual cost is computed from when ``__typename`` was not selected (Shopify knows it too)
+    runtime_types: dict[tuple[str | int, ...], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +91,8 @@ class ExecContext:
     children: list[tuple[str, str, PlanField, list]] | None = None
     exists_memo: dict[str, bool] = field(default_factory=dict)
     row_id: str | None = None  # bulk mode: the GID of the row being built
+    #: page mode: the concrete type each abstract-typed value was resolved to, by response path
+    runtime_types: dict[tuple[str | int, ...], str] = field(default_factory=dict)
 
 
 def error_locations(node: Any) -> list[dict]:

@@ -93,6 +93,7 @@ from shopsync.simulator.inventory_fields import SPECIALS, Special
 from shopsync.simulator.media_fields import MEDIA_SPECIALS
 from shopsync.simulator.metafield_fields import METAFIELD_SPECIALS
 from shopsync.simulator.modelled import ModelChecker
+from shopsync.simulator.order_detail_fields import ORDER_DETAIL_SPECIALS
 from shopsync.simulator.payments_fields import PAYMENTS_SPECIALS
 from shopsync.simulator.plan import TYPENAME
 from shopsync.simulator.projection import complete_value
@@ -128,7 +129,7 @@ class Executor:
         self.node_resolvers: dict[str, Resolver] = {}
         self.specials: dict[tuple[str, str], Special] = {
             **SPECIALS, **PAYMENTS_SPECIALS, **METAFIELD_SPECIALS, **COLLECTION_SPECIALS, **MEDIA_SPECIALS,
-            **FULFILMENT_SPECIALS,
+            **FULFILMENT_SPECIALS, **ORDER_DETAIL_SPECIALS,
         }  # fmt: skip
         self.model = ModelChecker(self.schema, self.root_resolvers, self.mutations)
 
@@ -211,7 +212,7 @@ class Executor:
                 data[f.key] = None
                 continue
             data[f.key] = complete_value(ctx, f, value, (f.key,))
-        return ExecResult(data, ctx.errors)
+        return ExecResult(data, ctx.errors, ctx.runtime_types)
 
     def check(self, document: DocumentNode, operation_name: str | None = None) -> list[dict]:
         """Errors for fields the simulator does not model (empty if the document is runnable)."""

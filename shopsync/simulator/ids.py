@@ -11,6 +11,8 @@ from __future__ import annotations
 FINANCE_TYPES = ("ShopifyPaymentsBalanceTransaction", "ShopifyPaymentsPayout", "ShopifyPaymentsDispute", "GiftCard")
 #: The records of :mod:`shopsync.simulator.commerce_records` (few per shop by default).
 COMMERCE_TYPES = ("DraftOrder", "AbandonedCheckout", "FulfillmentOrder", "Market")
+#: The discounts of :mod:`shopsync.simulator.discount_records` (few per shop by default).
+DISCOUNT_TYPES = ("DiscountNode",)
 
 #: Composite index keys are ``value << SHIFT | idx``; at most 2**SHIFT records per type.
 SHIFT = 24
@@ -18,7 +20,7 @@ MASK = (1 << SHIFT) - 1
 
 TOP_TYPES = (
     "Order", "Customer", "Product", "InventoryItem", "InventoryLevel", "Location", "Collection", "BasicEvent",
-    *FINANCE_TYPES, "Metafield", *COMMERCE_TYPES,
+    *FINANCE_TYPES, "Metafield", *COMMERCE_TYPES, *DISCOUNT_TYPES,
 )  # fmt: skip
 
 ID_BASE: dict[str, int] = {
@@ -39,6 +41,7 @@ ID_BASE: dict[str, int] = {
     "AbandonedCheckout": 33_000_000_000_000,
     "FulfillmentOrder": 6_100_000_000_000,
     "Market": 2_000_000_000,
+    "DiscountNode": 1_170_000_000_000,
 }
 LINE_ITEM_BASE = 13_000_000_000_000  # + order idx * 1000 + j
 TRANSACTION_BASE = 6_300_000_000_000  # + order idx * 16 + k
@@ -55,6 +58,7 @@ SALT = {
     "Collection": 7, "ProductDetail": 8, "times": 20, "variants": 21, "update": 22, "bulk": 23,
     "ShopifyPaymentsBalanceTransaction": 30, "ShopifyPaymentsPayout": 31, "ShopifyPaymentsDispute": 32, "GiftCard": 33,
     "Metafield": 34, "DraftOrder": 35, "AbandonedCheckout": 36, "FulfillmentOrder": 37, "Market": 38,
+    "CustomerAddress": 39, "DiscountNode": 40,
 }  # fmt: skip
 
 

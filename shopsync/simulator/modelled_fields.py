@@ -10,6 +10,10 @@ _ADDR_FIELDS = (
     "zip", "country", "countryCodeV2", "phone",
 )  # fmt: skip
 _MONEY = frozenset({"amount", "currencyCode"})
+_DISCOUNT = frozenset({
+    "title", "status", "startsAt", "endsAt", "createdAt", "updatedAt", "asyncUsageCount", "discountClasses",
+})  # fmt: skip
+_CODES = frozenset({"codes", "codesCount"})
 
 #: The fields the simulator models, per schema type. Anything else selected on these types is
 #: answered with an explicit "not modelled" error. Connection/Edge/PageInfo types are generic.
@@ -21,17 +25,41 @@ MODELLED_FIELDS: dict[str, frozenset[str]] = {
         "taxesIncluded", "subtotalLineItemsQuantity", "totalPriceSet", "subtotalPriceSet", "totalTaxSet",
         "totalDiscountsSet", "totalShippingPriceSet", "customer", "shippingAddress", "billingAddress",
         "transactions", "refunds", "lineItems", "metafields", "fulfillments", "returns",
+        "taxLines", "shippingLines", "discountApplications", "risk",
     }),
     "LineItem": frozenset({
         "id", "name", "title", "sku", "vendor", "quantity", "currentQuantity", "taxable", "requiresShipping",
-        "variantTitle", "variant", "product", "originalUnitPriceSet", "discountedUnitPriceSet",
+        "variantTitle", "variant", "product", "originalUnitPriceSet", "discountedUnitPriceSet", "taxLines",
     }),
-    "OrderTransaction": frozenset({"id", "kind", "status", "gateway", "createdAt", "processedAt", "amountSet", "test"}),
-    "Refund": frozenset({"id", "createdAt", "updatedAt", "note", "totalRefundedSet"}),
+    "OrderTransaction": frozenset({
+        "id", "kind", "status", "gateway", "createdAt", "processedAt", "amountSet", "test",
+        # shopsync/simulator/order_detail_fields.py (derived, not stored)
+        "parentTransaction", "formattedGateway", "manualPaymentGateway", "paymentId", "authorizationCode", "errorCode",
+    }),
+    "Refund": frozenset({"id", "createdAt", "updatedAt", "note", "totalRefundedSet", "processedAt", "refundLineItems", "transactions"}),
+    # shopsync/simulator/order_detail_fields.py
+    "TaxLine": frozenset({"title", "rate", "ratePercentage", "source", "channelLiable", "priceSet", "price"}),
+    "ShippingLine": frozenset({
+        "id", "title", "code", "source", "carrierIdentifier", "deliveryCategory", "phone", "custom", "isRemoved",
+        "shippingRateHandle", "originalPriceSet", "discountedPriceSet", "currentDiscountedPriceSet", "taxLines",
+    }),
+    "DiscountCodeApplication": frozenset({"index", "allocationMethod", "targetSelection", "targetType", "value", "code"}),
+    "AutomaticDiscountApplication": frozenset({"index", "allocationMethod", "targetSelection", "targetType", "value", "title"}),
+    "ManualDiscountApplication": frozenset({
+        "index", "allocationMethod", "targetSelection", "targetType", "value", "title", "description",
+    }),
+    "PricingPercentageValue": frozenset({"percentage"}),
+    "OrderRiskSummary": frozenset({"recommendation", "assessments"}),
+    "OrderRiskAssessment": frozenset({"riskLevel", "provider", "facts"}),
+    "RiskFact": frozenset({"description", "sentiment"}),
+    "App": frozenset({"id", "title"}),
+    "RefundLineItem": frozenset({
+        "id", "quantity", "restockType", "restocked", "lineItem", "location", "priceSet", "subtotalSet", "totalTaxSet",
+    }),
     "Customer": frozenset({
         "id", "legacyResourceId", "firstName", "lastName", "displayName", "defaultEmailAddress",
         "defaultPhoneNumber", "note", "tags", "state", "locale", "taxExempt", "verifiedEmail", "numberOfOrders",
-        "amountSpent", "createdAt", "updatedAt", "defaultAddress", "metafields",
+        "amountSpent", "createdAt", "updatedAt", "defaultAddress", "addressesV2", "metafields",
     }),
     "CustomerEmailAddress": frozenset({"emailAddress", "marketingState"}),
     "CustomerPhoneNumber": frozenset({"phoneNumber", "marketingState"}),
@@ -69,7 +97,15 @@ MODELLED_FIELDS: dict[str, frozenset[str]] = {
     "MoneyV2": _MONEY,
     "Count": frozenset({"count", "precision"}),
     "PageInfo": frozenset({"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}),
-    "Shop": frozenset({"id", "name", "myshopifyDomain", "currencyCode", "ianaTimezone", "metafields"}),
+    # shopsync/simulator/shop_record.py
+    "Shop": frozenset({
+        "id", "name", "email", "contactEmail", "shopOwnerName", "description", "myshopifyDomain", "url", "plan",
+        "currencyCode", "enabledPresentmentCurrencies", "ianaTimezone", "timezoneAbbreviation", "timezoneOffset",
+        "primaryDomain", "weightUnit", "unitSystem", "taxesIncluded", "taxShipping", "setupRequired",
+        "checkoutApiSupported", "createdAt", "updatedAt", "metafields",
+    }),
+    "ShopPlan": frozenset({"publicDisplayName", "partnerDevelopment", "shopifyPlus"}),
+    "Domain": frozenset({"id", "host", "url", "sslEnabled"}),
     # shopsync/simulator/fulfilment_fields.py
     "Fulfillment": frozenset({
         "id", "name", "status", "displayStatus", "createdAt", "updatedAt", "inTransitAt", "deliveredAt",
@@ -135,6 +171,15 @@ MODELLED_FIELDS: dict[str, frozenset[str]] = {
         "id", "createdAt", "updatedAt", "deactivatedAt", "enabled", "expiresOn", "lastCharacters", "maskedCode",
         "note", "templateSuffix", "balance", "initialValue", "customer", "order",
     }),
+    # shopsync/simulator/discount_records.py: a node and the members of its Discount union
+    "DiscountNode": frozenset({"id", "discount"}),
+    **{member: _DISCOUNT | extra for member, extra in (
+        ("DiscountCodeBasic", _CODES | {"summary"}), ("DiscountCodeBxgy", _CODES | {"summary"}),
+        ("DiscountCodeFreeShipping", _CODES | {"summary"}), ("DiscountCodeApp", _CODES),
+        ("DiscountAutomaticBasic", {"summary"}), ("DiscountAutomaticBxgy", {"summary", "id"}),
+        ("DiscountAutomaticFreeShipping", {"summary"}), ("DiscountAutomaticApp", set()),
+    )},
+    "DiscountRedeemCode": frozenset({"id", "code", "asyncUsageCount"}),
 }
 
 

@@ -156,6 +156,8 @@ def project_value(ctx: ExecContext, f: PlanField, value: Any, path: tuple) -> An
     if type(value) is Ref:
         gid = value.gid
         type_name = gid_type(gid) or f.named
+        if f.abstract:
+            ctx.runtime_types[path] = type_name
         plan = plan_for(ctx, f, type_name)
         if all(p.name in ("id", "__typename") for p in plan):
             # Only the id is wanted: no need to build the target, only to know it exists.
@@ -170,6 +172,7 @@ def project_value(ctx: ExecContext, f: PlanField, value: Any, path: tuple) -> An
         type_name = value.get("__typename")
         if type_name is None:
             raise TypeError(f"a {f.named} value needs '__typename' to be projected: {value!r}"[:300])
+        ctx.runtime_types[path] = type_name
     else:
         type_name = f.named
     return project_object(ctx, value, type_name, plan_for(ctx, f, type_name), path)

@@ -2,7 +2,7 @@
 
 Root fields: ``orders``, ``products``, ``customers``, ``inventoryItems``, ``locations``,
 ``collections``, ``events``, ``giftCards``, ``draftOrders``, ``abandonedCheckouts``,
-``fulfillmentOrders``, ``markets`` (connections, with their modelled sort keys), the ``*Count``
+``fulfillmentOrders``, ``markets``, ``productVariants``, ``discountNodes`` (connections, with their modelled sort keys), the ``*Count``
 fields, ``order``/``product``/… by id, ``node``/``nodes`` (which also ask the node resolvers the
 server registers, e.g. for ``BulkOperation``), ``shop`` and ``shopifyPaymentsAccount`` (objects
 whose connections are "specials", :mod:`~shopsync.simulator.payments_fields`).
@@ -84,6 +84,11 @@ ROOTS: dict[str, RootSpec] = {
         "UPDATED_AT": (STORE, "updated"), "ID": (STORE, "id"),
     }, "ID"),
     "markets": RootSpec("Market", "markets", {"ID": (STORE, "id"), "NAME": (MEM, "name")}, "ID"),
+    "discountNodes": RootSpec("DiscountNode", "discountNodes", {
+        "ID": (STORE, "id"), "CREATED_AT": (STORE, "created"), "UPDATED_AT": (STORE, "updated"), "RELEVANCE": (STORE, "id"),
+    }, "ID"),
+    # Variants live in their products; the store lists them by id (simulator/variant_scan.py).
+    "productVariants": RootSpec("ProductVariant", "productVariants", {"ID": (STORE, "id"), "RELEVANCE": (STORE, "id")}, "ID"),
 }  # fmt: skip
 COUNTS = {
     "ordersCount": ("Order", "orders"),
@@ -95,6 +100,7 @@ COUNTS = {
     "giftCardsCount": ("GiftCard", "giftCards"),
     "draftOrdersCount": ("DraftOrder", "draftOrders"),
     "abandonedCheckoutsCount": ("AbandonedCheckout", "abandonedCheckouts"),
+    "discountNodesCount": ("DiscountNode", "discountNodes"),
 }
 BY_ID = {
     "order": "Order",
@@ -105,6 +111,8 @@ BY_ID = {
     "inventoryItem": "InventoryItem",
     "inventoryLevel": "InventoryLevel",
     "giftCard": "GiftCard",
+    "productVariant": "ProductVariant",
+    "discountNode": "DiscountNode",
 }
 
 

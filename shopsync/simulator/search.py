@@ -71,6 +71,8 @@ CONNECTION_FIELDS: dict[str, frozenset[str]] = {
     "abandonedCheckouts": frozenset({"updated_at", "created_at", "id"}),
     "fulfillmentOrders": frozenset({"updated_at", "id"}),
     "markets": frozenset({"id"}),
+    "discountNodes": frozenset({"updated_at", "created_at", "id"}),
+    "productVariants": frozenset({"updated_at", "created_at", "id"}),
 }
 
 COMPARATORS = (":>=", ":<=", ":>", ":<", ":")

@@ -299,7 +299,7 @@ class SimulatedShop:
             return 200, throttled_body(requested, bucket, now)
         result = self.executor.execute(document, values, operation_name)
         data = result.data
-        actual = min(requested, actual_cost(self.schema, document, data, values, operation_name))
+        actual = min(requested, actual_cost(self.schema, document, data, values, operation_name, result.runtime_types))
         now = self.clock()
         bucket.give_back(requested - actual, now)
         self.counters.points_requested += requested

@@ -59,9 +59,12 @@ from shopsync.simulator.data import (
     apply_update,
     fmt_ts,
 )
+from shopsync.simulator.ids import VARIANT_BASE
 from shopsync.simulator.scan import CANDIDATE_LIMIT, ScanRequest, scan_table
 from shopsync.simulator.search import SearchQuery
+from shopsync.simulator.shop_record import shop_record
 from shopsync.simulator.tables import FIELD_SORT, MAX_KEY, SORT_FIELDS, State, Table, View, key_bounds
+from shopsync.simulator.variant_scan import VARIANT_TYPE, scan_variants, variant_key
 
 __all__ = ["CANDIDATE_LIMIT", "DELETABLE", "DELETABLE_WITHOUT_EVENTS", "ShopStore", "SORT_FIELDS", "StoreCounters"]
 
@@ -112,14 +115,7 @@ class ShopStore:
         # sequence of calls (the mutator's own choices are seeded too).
         self._rng = random.Random((data.seed << 8) | 0x5A)
         self.counters = StoreCounters()
-        self.shop = {
-            "__typename": "Shop",
-            "id": f"gid://shopify/Shop/{70_000_000_000 + (data.seed % 1_000_000)}",
-            "name": shop_name,
-            "myshopifyDomain": f"{shop_name}.myshopify.com",
-            "currencyCode": "USD",
-            "ianaTimezone": "America/New_York",
-        }
+        self.shop = shop_record(self.data, shop_name)
 
     # -- reads ------------------------------------------------------------------------------------
     def table(self, type_name: str) -> Table:
@@ -228,6 +224,13 @@ class ShopStore:
         """
         if sort not in SORT_FIELDS:
             raise ValueError(f"unknown sort {sort!r}")
+        if type_name == VARIANT_TYPE:  # variants live in their products (productVariants, by id only)
+            if sort != "id":
+                raise ValueError(f"variants are listed by id only, not {sort!r}")
+            yield from scan_variants(
+                self, descending=descending, query=query, start_after=start_after, stop_before=stop_before, where=where
+            )
+            return
         tb = self.tables[type_name]
         v = self._view(tb, view)
         req = ScanRequest(sort, descending, query, start_after, stop_before, where, batch)
@@ -264,6 +267,8 @@ class ShopStore:
 
     def key_for(self, type_name: str, sort: str, value: int, numeric_id: int) -> int:
         """The scan key of a (sort value, numeric id) position — for decoding cursors."""
+        if type_name == VARIANT_TYPE:
+            return variant_key(numeric_id)
         idx = numeric_id - self.tables[type_name].base_id
         if sort == "id":
             return idx
@@ -271,6 +276,8 @@ class ShopStore:
 
     def position_of(self, type_name: str, sort: str, key: int) -> tuple[int, int]:
         """(sort value, numeric id) of a scan key — for encoding cursors."""
+        if type_name == VARIANT_TYPE:
+            return VARIANT_BASE + key, VARIANT_BASE + key
         base = self.tables[type_name].base_id
         if sort == "id":
             return base + key, base + key

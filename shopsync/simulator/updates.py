@@ -75,6 +75,10 @@ def apply_update(type_name: str, record: dict, rand: Callable[[], float], at: in
             rec["fulfillsOnlineOrders"] = not rec["fulfillsOnlineOrders"]
     elif type_name == "Collection":
         rec["title"] = rec["title"].split(" (")[0] + f" ({rev})"
+    elif type_name == "DiscountNode":  # the node keeps its timestamps in its discount
+        del rec["updatedAt"]
+        rec["discount"]["updatedAt"] = ts
+        rec["discount"]["asyncUsageCount"] += 1 + int(x * 5)
     return rec
 
 

@@ -12,10 +12,15 @@ store's injected clock), never a daemon's, so daemons with skewed clocks agree o
 * Fencing: a :class:`Fence` is what this process believes it holds (owner and per-shop epoch).
   Installed on a state store (``store.fence = fence``), every checkpoint, sink write and
   bulk-ledger write for a shop checks, *inside its own transaction*, that the shop's lease row
-  still names this owner and epoch and has not expired, and holds the row (``FOR SHARE``) until it
+  still names this owner and epoch and has not expired, and holds the row (``FOR KEY SHARE``) until it
   commits, so a claim by another daemon waits for that commit or makes it fail. A refused write
   raises :class:`~shopsync.errors.LeaseLostError` naming the shop and the reason, and nothing of
   it is applied.
+* Shopify is fenced too, though it knows nothing of leases: :meth:`LeaseStore.confirm` checks
+  the lease in the database (owner, epoch, unexpired at the database's now) right before a call
+  that changes something at Shopify (a bulk operation started, say) and extends it to a full lease
+  time from that now, so the call goes out with a whole lease time ahead of it; refused:
+  :class:`~shopsync.errors.LeaseLostError` with reason ``shopify_call``.
 
 Implementations: :class:`shopsync.state.postgres_leases.PostgresLeaseStore` and
 :class:`shopsync.state.memory.MemoryLeaseStore`; both pass ``tests/storage/test_lease_contract.py``.
@@ -30,8 +35,9 @@ from typing import Protocol, runtime_checkable
 
 from shopsync.errors import LeaseLostError
 
-#: Why a fenced write was refused (the ``reason`` label of the refused-writes metric).
-REFUSE_REASONS = ("not_held", "epoch", "expired", "missing")
+#: Why a fenced write was refused (the ``reason`` label of the refused-writes metric);
+#: ``shopify_call``: a call to Shopify refused by :meth:`LeaseStore.confirm` or the fence.
+REFUSE_REASONS = ("not_held", "epoch", "expired", "missing", "shopify_call")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,19 +118,38 @@ class Fence:
         return epoch
 
 
+def lease_problem(owner: str, epoch: int, row: Lease | None, now: float) -> tuple[str, str] | None:
+    """Why ``row`` (a shop's lease as the database has it at ``now``) is not ``owner``'s live
+    lease at ``epoch``: (reason, detail), or None when it is. Pure."""
+    if row is None:
+        return "missing", "it has no lease row"
+    if row.owner != owner or row.epoch != epoch:
+        return "epoch", f"the lease moved on to {row.owner or 'nobody'} at epoch {row.epoch} (this daemon holds epoch {epoch})"
+    if row.expires_at <= now:
+        return "expired", f"this daemon's lease (epoch {epoch}) expired {now - row.expires_at:.1f}s ago"
+    return None
+
+
 def check_lease(fence: Fence, shop: str, epoch: int, row: Lease | None, now: float) -> None:
     """Raise LeaseLostError unless ``row`` (the shop's lease as the write's transaction reads it)
     is this fence's owner at ``epoch``, unexpired at ``now``. Pure; both backends call it."""
-    if row is None:
-        reason, detail = "missing", "it has no lease row"
-    elif row.owner != fence.owner or row.epoch != epoch:
-        reason = "epoch"
-        detail = f"the lease moved on to {row.owner or 'nobody'} at epoch {row.epoch} (this daemon holds epoch {epoch})"
-    elif row.expires_at <= now:
-        reason, detail = "expired", f"this daemon's lease (epoch {epoch}) expired {now - row.expires_at:.1f}s ago"
-    else:
-        return
-    raise LeaseLostError(f"write for shop {shop} by daemon {fence.owner} refused: {detail}", shop=shop, reason=reason)
+    problem = lease_problem(fence.owner, epoch, row, now)
+    if problem is not None:
+        reason, detail = problem
+        raise LeaseLostError(f"write for shop {shop} by daemon {fence.owner} refused: {detail}", shop=shop, reason=reason)
+
+
+def refuse_call(owner: str, shop: str, what: str, detail: str) -> LeaseLostError:
+    """The error of a Shopify call (``what``: ``"a bulk start"``, ``"a run"``) refused by the lease."""
+    return LeaseLostError(f"{what} for shop {shop} by daemon {owner} refused before calling Shopify: {detail}",
+                          shop=shop, reason="shopify_call")
+
+
+def check_call(owner: str, shop: str, epoch: int, row: Lease | None, now: float, what: str) -> None:
+    """:func:`check_lease` for a Shopify call: LeaseLostError with reason ``shopify_call``. Pure."""
+    problem = lease_problem(owner, epoch, row, now)
+    if problem is not None:
+        raise refuse_call(owner, shop, what, problem[1])
 
 
 @runtime_checkable
@@ -171,4 +196,15 @@ class LeaseStore(Protocol):
 
     async def list_leases(self) -> list[Lease]:
         """Every lease row, ordered by shop."""
+        ...
+
+    async def confirm(self, shop: str, epoch: int, *, extend: float | None, what: str) -> Lease:
+        """Before a Shopify call for ``shop`` (``what`` names it in the error): check, in the
+        database at its now, that this daemon holds the shop's lease at ``epoch``, unexpired.
+
+        ``extend`` (seconds): also extend the lease to at least that long from the database's now,
+        in the same statement, so a call that changes something at Shopify has a whole lease time
+        before anyone else may take the shop; None: only read. Returns the lease as it is now;
+        raises :class:`~shopsync.errors.LeaseLostError` (reason ``shopify_call``) otherwise.
+        """
         ...

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from shopsync.crashpoints import crashpoint
 from shopsync.errors import StorageError
 from shopsync.settings import StreamKey
-from shopsync.state.leases import Fence, Lease, Member, Membership, check_lease
+from shopsync.state.leases import Fence, Lease, Member, Membership, check_call, check_lease
 from shopsync.state.models import (
     BulkOperationRecord,
     CommitResult,
@@ -333,3 +333,12 @@ class MemoryLeaseStore:
 
     async def list_leases(self) -> list[Lease]:
         return [self._db.leases[s] for s in sorted(self._db.leases)]
+
+    async def confirm(self, shop: str, epoch: int, *, extend: float | None, what: str) -> Lease:
+        now = self._db.clock()
+        old = self._db.leases.get(shop)
+        check_call(self._owner, shop, epoch, old, now, what)
+        assert old is not None
+        if extend is not None and old.expires_at < now + extend:
+            old = self._db.leases[shop] = replace(old, expires_at=now + extend, renewed_at=now)
+        return old

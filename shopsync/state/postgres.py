@@ -340,8 +340,10 @@ class PostgresStateStore(SqlStateStore[PostgresDatabase, asyncpg.Connection]):
             await self._save_bulk_in(conn, bulk)
 
     async def _check_lease_in(self, conn: asyncpg.Connection, fence: Fence, shop: str, epoch: int) -> None:
-        # FOR SHARE: a claim (an UPDATE of this row) by another daemon waits until this write
-        # commits, so no write ever lands after a takeover that it did not see.
+        # FOR KEY SHARE: a claim (which locks this row FOR UPDATE first) by another daemon waits
+        # until this write commits, so no write ever lands after a takeover that it did not see;
+        # the owner's own renewals (plain UPDATEs of expires_at) do not wait, so a long write
+        # cannot make its own lease expire.
         if fence.idle_timeout is not None:
             # A daemon paused inside this transaction must not hold the lease row (and so every
             # claim of the shop) for as long as it is paused: the server aborts it when idle.
@@ -351,7 +353,7 @@ class PostgresStateStore(SqlStateStore[PostgresDatabase, asyncpg.Connection]):
             )
         row = await conn.fetchrow(
             f"SELECT {LEASE_COLUMNS}, extract(epoch FROM clock_timestamp())::float8 AS now"
-            f" FROM {self.database.table('leases')} WHERE shop = $1 FOR SHARE",
+            f" FROM {self.database.table('leases')} WHERE shop = $1 FOR KEY SHARE",
             shop,
         )
         check_lease(fence, shop, epoch, lease_of(row) if row is not None else None, row["now"] if row else 0.0)

@@ -1,20 +1,39 @@
 """The PostgreSQL :class:`~shopsync.state.leases.LeaseStore`: ``leases`` and ``daemons`` tables
 (state schema version 3), on the state store's own connection pool.
 
-Every time is PostgreSQL's ``clock_timestamp()``. A claim is one ``INSERT … ON CONFLICT DO UPDATE … WHERE``
-statement: the row lock it takes serialises claimers, and it waits for writes holding the row
-``FOR SHARE`` (the fencing check of :class:`~shopsync.state.postgres.PostgresStateStore`) to end.
+Every time is PostgreSQL's ``clock_timestamp()``. A claim locks the shop's row ``FOR UPDATE``, then
+is one ``INSERT … ON CONFLICT DO UPDATE … WHERE`` statement: the lock serialises claimers, and it
+waits for the writes holding the row ``FOR KEY SHARE`` (the fencing check of
+:class:`~shopsync.state.postgres.PostgresStateStore`) to end; a release does the same. Renewals and
+confirmations are plain UPDATEs of non-key columns, which take no lock that conflicts with
+``FOR KEY SHARE``: a daemon's own writes in flight never hold up its renewals.
+
+A write of a daemon frozen mid-statement (SIGSTOP, a stalled host) holds that row for as long as it
+is frozen, and no server timeout ends it: ``idle_in_transaction_session_timeout`` counts only
+between statements, and a cancel is ignored while the server waits for the client's next message.
+So once the lease has expired, the claimer ends the sessions that hold the row
+(``pg_terminate_backend``): their transactions roll back, nothing of them lands, and the claim goes
+through. Those sessions began under a lease that is over, so their writes are the ones fencing
+exists to refuse.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Iterable, Mapping
 
 import asyncpg
 
 from shopsync.errors import StorageError
-from shopsync.state.leases import Fence, Lease, Member, Membership
+from shopsync.state.leases import Fence, Lease, Member, Membership, check_call
 from shopsync.state.postgres import LEASE_COLUMNS, PostgresDatabase, PostgresStateStore, lease_of
+
+log = logging.getLogger(__name__)
+
+#: How many times, at most, a claim blocked on an expired lease looks for the sessions holding it.
+HOLDER_PROBES = 10
 
 
 class PostgresLeaseStore:
@@ -62,15 +81,73 @@ class PostgresLeaseStore:
             await conn.execute(f"DELETE FROM {self._daemons} WHERE id = $1", self._owner)
 
     async def claim(self, shop: str, ttl: float) -> Lease | None:
-        try:
-            async with self._db.transaction(f"claiming the lease of shop {shop}") as conn:
-                await conn.execute(f"SET LOCAL lock_timeout = {max(1, int(ttl * 1000 / 20))}")
-                row = await self._claim_in(conn, shop, ttl)
-        except StorageError as exc:
-            if isinstance(exc.__cause__, asyncpg.LockNotAvailableError):
-                return None  # a write of the shop holds its row (perhaps a paused daemon's): next cycle
-            raise
-        return lease_of(row) if row is not None else None
+        wait_ms = max(1, int(ttl * 1000 / 20))
+        for attempt in range(2):
+            try:
+                row = await self._claim_waiting(shop, ttl, wait_ms)
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, asyncpg.LockNotAvailableError):
+                    raise
+                # A write of the shop holds its row. If the lease is over, the write is a stale
+                # owner's (a paused daemon's): end it and claim once more; else try next cycle.
+                if attempt or not await self._end_stale_holders(shop, wait_ms):
+                    return None
+                continue
+            return lease_of(row) if row is not None else None
+        return None  # not reached: the second attempt returns or raises
+
+    async def _claim_waiting(self, shop: str, ttl: float, wait_ms: int) -> asyncpg.Record | None:
+        async with self._db.transaction(f"claiming the lease of shop {shop}") as conn:
+            await conn.execute(f"SET LOCAL lock_timeout = {wait_ms}")
+            # FOR UPDATE, the one lock a write's FOR KEY SHARE holds up (the upsert's own lock
+            # would not): the claim waits for every write of the shop in flight.
+            await conn.execute(f"SELECT 1 FROM {self._leases} WHERE shop = $1 FOR UPDATE", shop)
+            return await self._claim_in(conn, shop, ttl)
+
+    async def _end_stale_holders(self, shop: str, wait_ms: int) -> bool:
+        """Terminates the sessions holding ``shop``'s lease row if its lease is held by another
+        daemon and expired by the database's clock; whether any was ended."""
+        what = f"ending stale writes of shop {shop}"
+        async with self._db.connection(what) as probe:
+            row = await probe.fetchrow(
+                f"SELECT owner, epoch, expires_at <= clock_timestamp() AS expired FROM {self._leases} WHERE shop = $1",
+                shop,
+            )
+            if row is None or not row["expired"] or row["owner"] in (None, self._owner):
+                return False
+            # Who holds a row lock shows only to a session waiting for it: wait on a second
+            # connection and ask the server who blocks that wait.
+            async with self._db.transaction(what) as waiter:
+                await waiter.execute(f"SET LOCAL lock_timeout = {wait_ms * HOLDER_PROBES}")
+                waiting = asyncio.ensure_future(
+                    waiter.fetchval(f"SELECT 1 FROM {self._leases} WHERE shop = $1 FOR UPDATE", shop)
+                )
+                ended = 0
+                try:
+                    for _ in range(HOLDER_PROBES):
+                        done, _ = await asyncio.wait({waiting}, timeout=wait_ms / 1000 / 4)
+                        if done:
+                            break  # the row came free (or the wait timed out) on its own
+                        holders = await probe.fetch(
+                            "SELECT pid, application_name, xact_start, state FROM pg_stat_activity"
+                            " WHERE pid = ANY(pg_blocking_pids($1))",
+                            waiter.get_server_pid(),
+                        )
+                        for h in holders:
+                            if await probe.fetchval("SELECT pg_terminate_backend($1)", h["pid"]):
+                                ended += 1
+                                log.warning(
+                                    "shop %s: ended database session %s (application %r, %s since %s) that held the"
+                                    " lease row after daemon %s's lease at epoch %s expired; its writes are rolled back",
+                                    shop, h["pid"], h["application_name"], h["state"], h["xact_start"],
+                                    row["owner"], row["epoch"], extra={"shop": shop},
+                                )  # fmt: skip
+                        if holders:
+                            break
+                finally:
+                    with contextlib.suppress(asyncpg.LockNotAvailableError):
+                        await waiting
+        return ended > 0
 
     async def _claim_in(self, conn: asyncpg.Connection, shop: str, ttl: float) -> asyncpg.Record | None:
         row: asyncpg.Record | None = await conn.fetchrow(
@@ -109,7 +186,12 @@ class PostgresLeaseStore:
         names = list(shops)
         if not names:
             return
-        async with self._db.connection(f"releasing {len(names)} leases of daemon {self._owner}") as conn:
+        async with self._db.transaction(f"releasing {len(names)} leases of daemon {self._owner}") as conn:
+            # FOR UPDATE first, like a claim: the release waits for this daemon's writes in flight,
+            # so none of them lands after it (a released shop is nobody's).
+            await conn.execute(
+                f"SELECT 1 FROM {self._leases} WHERE owner = $1 AND shop = ANY($2::text[]) FOR UPDATE", self._owner, names
+            )
             await conn.execute(
                 f"UPDATE {self._leases} SET owner = NULL, expires_at = clock_timestamp(), renewed_at = clock_timestamp()"
                 " WHERE owner = $1 AND shop = ANY($2::text[])",
@@ -121,3 +203,31 @@ class PostgresLeaseStore:
         async with self._db.connection("listing leases") as conn:
             rows = await conn.fetch(f'SELECT {LEASE_COLUMNS} FROM {self._leases} ORDER BY shop COLLATE "C"')
         return [lease_of(r) for r in rows]
+
+    async def confirm(self, shop: str, epoch: int, *, extend: float | None, what: str) -> Lease:
+        async with self._db.connection(f"checking the lease of shop {shop} before {what}") as conn:
+            if extend is not None:
+                # One statement: extended only if still ours at this epoch and unexpired now.
+                row = await conn.fetchrow(
+                    f"UPDATE {self._leases} SET renewed_at = clock_timestamp(),"
+                    " expires_at = greatest(expires_at, clock_timestamp() + make_interval(secs => $4))"
+                    " WHERE shop = $1 AND owner = $2 AND epoch = $3 AND expires_at > clock_timestamp()"
+                    f" RETURNING {LEASE_COLUMNS}, extract(epoch FROM clock_timestamp())::float8 AS now",
+                    shop,
+                    self._owner,
+                    epoch,
+                    extend,
+                )
+                if row is not None:
+                    return lease_of(row)
+            # Read (or, when the extension found nothing, read why).
+            row = await conn.fetchrow(
+                f"SELECT {LEASE_COLUMNS}, extract(epoch FROM clock_timestamp())::float8 AS now"
+                f" FROM (SELECT 1) AS one LEFT JOIN {self._leases} ON shop = $1",
+                shop,
+            )
+        assert row is not None  # the LEFT JOIN always yields one row
+        lease = lease_of(row) if row["shop"] is not None else None
+        check_call(self._owner, shop, epoch, lease, row["now"], what)
+        assert lease is not None
+        return lease

@@ -70,6 +70,12 @@ class PostgresSink(TableSink[PostgresDatabase, asyncpg.Connection]):
 
     async def _create_table(self, conn: asyncpg.Connection, resource: str) -> None:
         t = self.database.table(validate_resource_name(resource))
+        index = self.database.table(f"{resource}_shop_updated_at")
+        # Looked up first, without a lock: CREATE INDEX IF NOT EXISTS takes a SHARE lock on the
+        # table even when the index exists, which stops every other daemon's writes to it until
+        # this transaction ends — for as long as this daemon is paused inside it.
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL", t, index):
+            return
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {t} (shop TEXT NOT NULL, id TEXT NOT NULL, updated_at TIMESTAMPTZ,"
             " data JSONB, synced_at TIMESTAMPTZ NOT NULL, deleted_at TIMESTAMPTZ, PRIMARY KEY (shop, id))"

@@ -183,17 +183,23 @@ class _Planner:
             if not isinstance(sel, FieldNode):
                 raise QueryDocumentError(f"{self.resource.origin}: fragment spreads are not supported in views")
             name = sel.name.value
+            key = sel.alias.value if sel.alias else name
             if name == "__typename":
-                columns.append(Column(snake(sel.alias.value if sel.alias else name), (*keys, "__typename"), "String"))
+                # In a flattened object, its kind: discount__typename (at the top, __typename).
+                own = snake(key) if sel.alias else ("typename" if prefix else name)
+                columns.append(Column(f"{prefix}{own}", (*keys, key), "String"))
                 continue
             if isinstance(parent, GraphQLUnionType) or name not in parent.fields:
                 raise QueryDocumentError(f"{self.resource.origin}: {parent.name} has no field {name}")
-            key = sel.alias.value if sel.alias else name
             col = f"{prefix}{snake(key)}"
             t, is_list = _unwrap(parent.fields[name].type)
             if isinstance(t, GraphQLScalarType | GraphQLEnumType):
                 scalar = "JSON" if is_list else (t.name if isinstance(t, GraphQLScalarType) else "String")
-                columns.append(Column(col, (*keys, key), scalar))
+                column = Column(col, (*keys, key), scalar)
+                # The same key of the same type on two members of a union (a discount's title on
+                # each kind): an object is one member, so the key is one column, whichever it is.
+                if column not in columns:
+                    columns.append(column)
                 continue
             assert sel.selection_set is not None and isinstance(t, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType)
             if _is_connection(t):

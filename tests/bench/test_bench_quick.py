@@ -189,24 +189,35 @@ def test_budget_quick(tmp_path: Path) -> None:
     done = run_slice("bench", "budget", "--quick", "--json", str(figures))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     out = done.stdout
-    rows = {}
-    for client in ("shopsync", "sequential", "semaphore"):
-        row = figure(
-            rf"^\| Standard \(100, 2,000\) \| {client} \| ([\d.]+) \| ([\d.]+) % \| [\d,]+ \| (\d+) \| (\d+) \| ([\d.]+) \|", out
-        )
-        rows[client] = {"rate": float(row[1]), "util": float(row[2]), "throttled": int(row[3]), "requests": int(row[4])}
-        assert 0 < rows[client]["util"] <= 100.5, row[0]  # never more than the bucket allowed
+    rows: dict[str, dict[str, dict[str, float]]] = {"Standard (100, 2,000)": {}, "Plus (1,000, 20,000)": {}}
+    for label, by_client in rows.items():
+        for client in ("shopsync", "sequential", "semaphore"):
+            row = figure(
+                rf"^\| {re.escape(label)}, \+0\.3 s an answer \| {client} \| ([\d.]+) \| ([\d.]+) % \| [\d,]+ \| (\d+) \| (\d+) "
+                rf"\| ([\d.]+) \| (\d+) \|", out
+            )
+            by_client[client] = {"rate": float(row[1]), "util": float(row[2]), "throttled": int(row[3]),
+                                 "requests": int(row[4]), "chains": int(row[6])}  # fmt: skip
+            assert 0 < by_client[client]["util"] <= 100.5, row[0]  # never more than the bucket allowed
+    standard, plus = rows.values()
     # shopsync paces itself to the bucket; the fixed-sleep client runs into it.
-    assert rows["shopsync"]["throttled"] == 0, rows
-    assert rows["sequential"]["throttled"] > 0, rows
-    assert rows["shopsync"]["requests"] < rows["sequential"]["requests"], rows
-    assert figure(r"^targets standard: utilisation ([\d.]+)%", out)
-    (doc,) = orjson.loads(figures.read_bytes())["rows"]
-    clients = doc["clients"]
-    # The same window, read whole by each client.
-    assert clients["shopsync"]["orders"] == clients["sequential"]["orders"] == clients["semaphore"]["orders"] == doc["orders"]
-    assert clients["sequential"]["line_items"] == clients["semaphore"]["line_items"] > doc["orders"]
-    # shopsync's own figure and the simulator's count the same answers.
-    assert clients["shopsync"]["own_view"]["throttled"] == 0
-    assert clients["shopsync"]["own_view"]["points_spent"] == clients["shopsync"]["points_spent"]
-    assert doc["speedup_over_sequential"] > 0 and doc["speedup_over_semaphore"] > 0
+    assert standard["shopsync"]["throttled"] == plus["shopsync"]["throttled"] == 0, rows
+    assert standard["sequential"]["throttled"] > 0, rows
+    assert standard["shopsync"]["requests"] < standard["sequential"]["requests"], rows
+    # On Standard one chain spends the restore rate; on Plus round trips bind one chain, and the
+    # window's rest is paged by several at once.
+    assert standard["shopsync"]["chains"] == 1 and plus["shopsync"]["chains"] > 1, rows
+    assert figure(r"^targets standard \+0\.3 s: utilisation ([\d.]+)%", out)
+    docs = orjson.loads(figures.read_bytes())["rows"]
+    assert [d["plan"] for d in docs] == ["standard", "plus"] and all(d["latency_s"] == 0.3 for d in docs)
+    for doc in docs:
+        clients = doc["clients"]
+        # The same window, read whole by each client (shopsync: distinct orders in its sink).
+        assert clients["shopsync"]["orders"] == clients["sequential"]["orders"] == clients["semaphore"]["orders"] == doc["orders"]
+        assert clients["sequential"]["line_items"] == clients["semaphore"]["line_items"] > doc["orders"]
+        # Slices share their boundary second: written at least once each, the shared ones twice.
+        assert clients["shopsync"]["own_view"]["records_written"] >= doc["orders"]
+        # shopsync's own figure and the simulator's count the same answers.
+        assert clients["shopsync"]["own_view"]["throttled"] == 0
+        assert clients["shopsync"]["own_view"]["points_spent"] == clients["shopsync"]["points_spent"]
+        assert doc["speedup_over_sequential"] > 0 and doc["speedup_over_semaphore"] > 0

@@ -216,3 +216,37 @@ async def test_a_refused_write_stops_the_shop_and_later_cycles_do_not_resurrect_
     await d1.cycle()  # the shop stays the other's (its lease is live)
     assert not d1.holds("acme") and other.holds("acme")
     assert (await store.get_stream("acme", "orders")).watermark is None
+
+
+async def test_shopify_calls_are_fenced_a_mutation_by_the_database_a_query_by_the_fence() -> None:
+    fleet = Fleet(1, ["acme"])
+    await fleet.rounds(1)
+    d1 = fleet.daemons["d1"]
+    epoch = d1.fence.epoch("acme")
+    assert epoch is not None
+    # Held: a mutation's check extends the lease to a whole lease time from the database's now.
+    fleet.clock.advance(15.0)  # 5 s of the lease left
+    await d1.before_call("acme", True)
+    assert fleet.db.leases["acme"].expires_at == fleet.clock() + d1.lease
+    await d1.before_call("acme", False)
+    await d1.confirm_run("acme")
+    # Taken over behind its back (as while it was paused): its fence still says it holds the
+    # shop, so a query goes out (its next write is refused), but neither a mutation nor a run.
+    fleet.db.leases["acme"] = Lease(shop="acme", owner="d2", epoch=epoch + 1, expires_at=fleet.clock() + 30, renewed_at=fleet.clock())
+    await d1.before_call("acme", False)
+    for call in (d1.before_call("acme", True), d1.confirm_run("acme")):
+        with pytest.raises(LeaseLostError, match="the lease moved on to d2") as caught:
+            await call
+        assert caught.value.reason == "shopify_call"
+    assert fleet.db.leases["acme"].owner == "d2" and fleet.db.leases["acme"].epoch == epoch + 1
+    # Handed to the loop like a refused write: counted by reason, the shop stopped and dropped.
+    await d1.lost(caught.value)
+    await asyncio.gather(*d1._stopping)
+    assert not d1.holds("acme") and fleet.stopped["d1"] == ["acme"]
+    m = d1._metrics
+    assert m is not None
+    assert m.registry.get_sample_value("shopsync_writes_refused_total", {"reason": "shopify_call"}) == 1
+    assert m.registry.get_sample_value("shopsync_leases_lost_total", {"reason": "shopify_call"}) == 1
+    # From now on nothing at all goes to the shop, checked before any I/O.
+    with pytest.raises(LeaseLostError, match="no longer holds its lease"):
+        await d1.before_call("acme", False)

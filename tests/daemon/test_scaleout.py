@@ -14,6 +14,7 @@ a bound.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import signal
@@ -33,6 +34,7 @@ from shopsync.simulator.server import SimulatedShop, run_simulator
 from shopsync.state import Record
 from shopsync.state.open import open_sink, open_storage
 from shopsync.state.postgres import split_schema
+from shopsync.timeutil import format_ts, from_epoch, parse_ts
 from tests.storage.conftest import pg_url  # noqa: F401 - the fresh-schema fixture
 from tests.support import diff_records
 from tests.support.daemon import DaemonProcess, get_json, token_env, write_config
@@ -90,6 +92,15 @@ async def _connect(url: str) -> asyncpg.Connection:
     return await asyncpg.connect(dsn, timeout=10)
 
 
+async def _fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """The rows of ``sql`` (``{s}``: the test's quoted schema) on a connection of its own."""
+    conn = await _connect(url)
+    try:
+        return await conn.fetch(sql.replace("{s}", f'"{split_schema(url)[1]}"'), *args)
+    finally:
+        await conn.close()
+
+
 @dataclass(frozen=True)
 class Write:
     tbl: str
@@ -102,15 +113,11 @@ class Write:
 
 
 async def _audit(url: str) -> list[Write]:
-    schema = split_schema(url)[1]
-    conn = await _connect(url)
-    try:
-        rows = await conn.fetch(
-            f'SELECT tbl, shop, writer, owner, epoch, coalesce(expires_at > at, false) AS live,'
-            f' extract(epoch FROM at)::float8 AS at FROM "{schema}".audit ORDER BY n'
-        )
-    finally:
-        await conn.close()
+    rows = await _fetch(
+        url,
+        "SELECT tbl, shop, writer, owner, epoch, coalesce(expires_at > at, false) AS live,"
+        " extract(epoch FROM at)::float8 AS at FROM {s}.audit ORDER BY n",
+    )
     return [Write(**dict(r)) for r in rows]
 
 
@@ -135,25 +142,26 @@ def _check_exclusive(writes: list[Write]) -> dict[str, list[tuple[int, str]]]:
 
 async def _leases(url: str) -> dict[str, tuple[str | None, int, bool]]:
     """shop → (owner, epoch, live)."""
-    schema = split_schema(url)[1]
-    conn = await _connect(url)
-    try:
-        rows = await conn.fetch(f'SELECT shop, owner, epoch, expires_at > clock_timestamp() AS live FROM "{schema}".leases')
-    finally:
-        await conn.close()
+    rows = await _fetch(url, "SELECT shop, owner, epoch, expires_at > clock_timestamp() AS live FROM {s}.leases")
     return {r["shop"]: (r["owner"], r["epoch"], r["live"]) for r in rows}
 
 
 async def _streams_done(url: str, shops: list[str]) -> set[str]:
     """The shops every resource of which has synced at least once."""
-    schema = split_schema(url)[1]
-    conn = await _connect(url)
-    try:
-        rows = await conn.fetch(f'SELECT shop, resource FROM "{schema}".stream_state WHERE last_success_at IS NOT NULL')
-    finally:
-        await conn.close()
+    rows = await _fetch(url, "SELECT shop, resource FROM {s}.stream_state WHERE last_success_at IS NOT NULL")
     done = Counter(r["shop"] for r in rows if r["resource"] in RESOURCES)
     return {s for s in shops if done[s] >= len(RESOURCES)}
+
+
+async def _behind(url: str, shops: list[str], ts: str) -> list[str]:
+    """The streams (``shop/resource`` with their watermark) of ``shops`` whose watermark is before ``ts``."""
+    rows = await _fetch(url, "SELECT shop, resource, watermark FROM {s}.stream_state")
+    marks = {(r["shop"], r["resource"]): r["watermark"] for r in rows}
+    return [
+        f"{s}/{r} at {marks.get((s, r))}"
+        for s in shops for r in RESOURCES
+        if marks.get((s, r)) is None or parse_ts(marks[(s, r)]) < parse_ts(ts)
+    ]  # fmt: skip
 
 
 async def until(what: str, check: Callable[[], Awaitable[Any]], *, within: float, every: float = 0.1) -> Any:
@@ -202,7 +210,9 @@ def _shop_config(name: str, seed: int, *, big: bool = False) -> SimConfig:
     data: dict[str, Any] = {"seed": seed}
     slow: dict[str, Any] = {}
     if big:
-        data.update(orders=3000, customers=200)
+        # Its base data ends ten minutes ago: what a run pages after the export is then only the
+        # mutator's changes, not the newest base orders at its real-time cost budget.
+        data.update(orders=3000, customers=200, anchor=float(int(time.time()) - 600))
         slow = {"bulk_objects_per_second": 800.0, "time_scale": 1.0}
     return small_config(
         shop_name=name,
@@ -222,8 +232,15 @@ def _daemon_config(directory: Path, shops: list[SimulatedShop], url: str, daemon
         sync={"safety_margin": "1s", **sync},
         shop_keys={s.name: {"resources": list(RESOURCES)} for s in shops},
     )
-    # Each daemon's connections carry its id: the audit trigger reads it as the writer.
-    text = re.sub(r'(?m)^database = ".*"$', f'database = "{url}&application_name={daemon_id}"', config.read_text())
+    # Each daemon's connections carry its id: the audit trigger reads it as the writer. Each has
+    # its own work directory, as daemons on separate hosts do: without one, every daemon of every
+    # run shares the default (the system's temp directory), and a bulk result file left there by
+    # an earlier run's shop of the same name and operation id would be taken for this one's.
+    text = re.sub(
+        r'(?m)^database = ".*"$',
+        f'database = "{url}&application_name={daemon_id}"\nwork_dir = "{directory / "work"}"',
+        config.read_text(),
+    )
     config.write_text(text)
     return config
 
@@ -290,7 +307,7 @@ async def test_three_daemons_share_thirty_shops_one_owner_at_a_time_and_survive_
         assert victim_id is not None
         victim = daemons[int(victim_id[1:]) - 1]
         victims_shops = {s for s, (o, _, live) in (await _leases(url)).items() if o == victim_id and live}
-        killed_at = time.monotonic()
+        killed_at, killed_wall = time.monotonic(), time.time()
         victim.proc.kill()
         await victim.wait(10)
 
@@ -298,11 +315,18 @@ async def test_three_daemons_share_thirty_shops_one_owner_at_a_time_and_survive_
             leases = await _leases(url)
             return all(leases[s][0] not in (None, victim_id) and leases[s][2] for s in victims_shops)
 
-        await until("the killed daemon's shops taken over", taken_over, within=LEASE + 2 * RENEW + 3)
-        takeover = time.monotonic() - killed_at
         # Its leases run out at most LEASE after the kill; a survivor claims on its next cycle
-        # (RENEW), plus the cycle itself and this poll on a loaded 2-core machine.
-        assert takeover <= LEASE + 2 * RENEW + 2.0, f"takeover took {takeover:.1f}s"
+        # (RENEW), plus the cycle itself and this poll on a loaded 2-core machine. (How long it
+        # takes is measured by the scale-out benchmark; this bound only says "within the lease".)
+        try:
+            await until("the killed daemon's shops taken over", taken_over, within=LEASE + 2 * RENEW + 3)
+        except AssertionError as exc:
+            cycles = "\n".join(
+                f"{d.argv[-5]}: {r.get('ts')} {r['msg']}" for d in daemons if d is not victim
+                for r in [x for x in d.lines if "lease cycle took" in x.get("msg", "") or "acquired" in x.get("msg", "")][-30:]
+            )  # fmt: skip, the last 30 of each survivor
+            raise AssertionError(f"{exc}; killed at {killed_wall:.3f}; the survivors' cycles:\n{cycles}") from None
+        takeover = time.monotonic() - killed_at
         print(f"split {dict(owners)}; {len(victims_shops)} shops of the killed {victim_id} taken over {takeover:.1f}s after the kill")
         survivors = _owners(await _leases(url))
         assert sum(survivors.values()) == 30 and all(n <= 16 for n in survivors.values()), survivors
@@ -317,11 +341,24 @@ async def test_three_daemons_share_thirty_shops_one_owner_at_a_time_and_survive_
         queries = Counter(op.query for op in bulk.operations.values())
         assert queries[running[0].query] == 1, f"the export of that window was started again: {queries}"
 
-        # Mutators stop; once the daemons catch up, the sinks equal the shops.
+        # Mutators stop; once the daemons catch up, the sinks equal the shops. Caught up: every
+        # stream's watermark past the last change. (Not "synced once": a stream's first run may
+        # still be paging the changes made during its export, at shop00's real-time cost budget.)
         for shop in shops:
             assert shop.mutator is not None
             shop.mutator.pause()
+        last_change = format_ts(from_epoch(math.ceil(max(s.clock() for s in shops))))
         assert sum(s.mutator.counters.created for s in shops if s.mutator) > 30
+        lagging: list[str] = []
+
+        async def caught_up() -> bool:
+            lagging[:] = await _behind(url, names, last_change)
+            return not lagging
+
+        try:
+            await until("every stream's watermark past the mutators' last change", caught_up, within=180, every=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: still behind {last_change}: {lagging[:10]}") from None
 
         differences: list[str] = []
 
@@ -333,8 +370,12 @@ async def test_three_daemons_share_thirty_shops_one_owner_at_a_time_and_survive_
             await until("every sink table equal to its shop's truth", equal, within=60, every=0.5)
         except AssertionError as exc:
             bad = sorted({d.split("/", 1)[0] for d in differences})
+            said = "\n".join(
+                f"{d.argv[-5]}: {orjson.dumps(r).decode()}" for d in daemons for r in d.lines if r.get("shop") in bad
+            )[-20000:]  # what each daemon logged of those shops, for the post-mortem
             raise AssertionError(f"{exc}: {differences[:5]}; state: {await _state_rows(url, bad)}; "
-                                 f"leases: {[(s, x) for s, x in (await _leases(url)).items() if s in bad]}") from None
+                                 f"leases: {[(s, x) for s, x in (await _leases(url)).items() if s in bad]}; "
+                                 f"logs:\n{said}") from None
 
         history = _check_exclusive(await _audit(url))
         moved = [s for s in victims_shops if len({o for _, o in history.get(s, [])}) >= 2]
@@ -352,15 +393,12 @@ async def test_three_daemons_share_thirty_shops_one_owner_at_a_time_and_survive_
 
 
 async def _state_rows(url: str, shops: list[str]) -> list[dict[str, Any]]:
-    schema = split_schema(url)[1]
-    conn = await _connect(url)
-    try:
-        rows = await conn.fetch(
-            f'SELECT shop, resource, watermark, window_start, window_end, path, bulk_operation_id, last_success_at,'
-            f' last_error, parked_until FROM "{schema}".stream_state WHERE shop = ANY($1::text[])', shops
-        )
-    finally:
-        await conn.close()
+    rows = await _fetch(
+        url,
+        "SELECT shop, resource, watermark, window_start, window_end, path, bulk_operation_id, last_success_at,"
+        " last_error, parked_until FROM {s}.stream_state WHERE shop = ANY($1::text[])",
+        shops,
+    )
     return [dict(r) for r in rows]
 
 
@@ -371,9 +409,10 @@ async def _done_all(url: str, names: list[str]) -> bool:
 async def test_a_paused_daemon_is_fenced_out_and_gives_its_shops_up(
     fleet: Callable[..., Awaitable[list[DaemonProcess]]], pg_url: str  # noqa: F811
 ) -> None:
-    """SIGSTOP past the lease: the other daemon takes the shops (new epochs); on SIGCONT the
-    paused one's writes are refused, it gives the shops up, and none of its writes after the
-    takeover is in the database (the audit sees only the live owner's)."""
+    """SIGSTOP past the lease: the other daemon takes the shops (new epochs), ending the paused
+    one's session if it froze inside a write; on SIGCONT the paused one's writes and runs are
+    refused, it gives the shops up, and none of its writes after the takeover is in the database
+    (the audit sees only the live owner's)."""
     names = [f"p{i}" for i in range(6)]
     configs = [_shop_config(n, 40 + i, big=n == "p0") for i, n in enumerate(names)]
     async with run_simulator(*configs) as server:
@@ -393,28 +432,46 @@ async def test_a_paused_daemon_is_fenced_out_and_gives_its_shops_up(
         epochs = {s: leases[s][1] for s in held}
         exporting = [op for op in bulk.operations.values() if op.status == "RUNNING"]
         mark = len(paused.lines)
-        paused.send(signal.SIGSTOP)
+        # On waking, its lease loop would find the leases gone at its first renewal and stop the
+        # shops, racing its runs: whichever comes first. The runs' refusals are what this test is
+        # about, so its loop is held back until they happened: its heartbeat row is locked from
+        # just before the pause (its loop then waits at its next heartbeat; nothing else of either
+        # daemon touches that row), so its runs' writes and checks are its only way to find out.
+        beat = await _lock_heartbeat(url, paused_id)
         try:
-            seen: list[object] = []
-
-            async def taken() -> bool:
-                now = await _leases(url)
-                seen[:] = [now]
-                return all(now[s][0] == other_id and now[s][1] > epochs[s] for s in held)
-
+            paused.send(signal.SIGSTOP)
             try:
-                await until("the paused daemon's shops taken with new epochs", taken, within=LEASE + 2 * RENEW + 3)
-            except AssertionError as exc:
-                tail = "\n".join(other.raw[-40:])
-                raise AssertionError(f"{exc}; held by {paused_id} {epochs}; leases {seen}\n{other_id}:\n{tail}") from None
-        finally:
-            paused.send(signal.SIGCONT)
-        # It notices, stops those shops' work and gives them up.
-        for shop in held:
+                seen: list[object] = []
+
+                async def taken() -> bool:
+                    now = await _leases(url)
+                    seen[:] = [now]
+                    return all(now[s][0] == other_id and now[s][1] > epochs[s] for s in held)
+
+                try:
+                    await until("the paused daemon's shops taken with new epochs", taken, within=LEASE + 2 * RENEW + 3)
+                except AssertionError as exc:
+                    tail = "\n".join(other.raw[-40:])
+                    raise AssertionError(f"{exc}; held by {paused_id} {epochs}; leases {seen}; sessions:\n"
+                                         f"{await _sessions(url)}\n{other_id}:\n{tail}") from None
+            finally:
+                paused.send(signal.SIGCONT)
+            # Waking, it finds out from whichever comes first: its in-flight p0 run's write (refused
+            # by the fence, or its session ended by the taker and then refused), or a new run's
+            # check before calling Shopify; either names the lease that moved on.
             await paused.wait_line(
-                lambda r, shop=shop: "stopping work on shop" in r.get("msg", "") and r.get("shop") == shop,
+                lambda r: f"for shop p0 by daemon {paused_id} refused" in r.get("msg", "")
+                and f"the lease moved on to {other_id}" in r.get("msg", ""),
                 within=15, after=mark,
             )
+            # It stops those shops' work and gives them up (each found out by a write or a run refused).
+            for shop in held:
+                await paused.wait_line(
+                    lambda r, shop=shop: "stopping work on shop" in r.get("msg", "") and r.get("shop") == shop,
+                    within=15, after=mark,
+                )
+        finally:
+            await beat.close()  # rolls back: the heartbeat goes on
         await until("p0's export finished and committed by the other daemon", lambda: _p0_done(url, bulk), within=60)
         # The export running at the pause was re-attached by the new owner, not started again.
         queries = Counter(op.query for op in bulk.operations.values())
@@ -422,14 +479,11 @@ async def test_a_paused_daemon_is_fenced_out_and_gives_its_shops_up(
         # The old epochs are dead for good (once back, the daemon may win shops again, at new epochs).
         leases = await _leases(url)
         assert all(leases[s][1] > epochs[s] for s in held), leases
-        refused = [r for r in paused.lines[mark:] if "refused" in r.get("msg", "")]
         history = _check_exclusive(await _audit(url))
         # p0 was written by the other daemon after the takeover (the re-attached export), and
         # nothing of the paused daemon at its old epoch came after that.
         after = [(e, o) for e, o in history["p0"] if e > epochs["p0"]]
         assert after and after[0][1] == other_id, history["p0"]
-        # Its in-flight runs woke up and wrote: refused, naming the epoch that moved on.
-        assert any(f"lease moved on to {other_id}" in r["msg"] for r in refused), refused[:5]
         # Who holds what, as /status and `shopsync status` show it, is what the database says.
         leases = await _leases(url)
         _, doc = await get_json(f"{await other.url()}/status")
@@ -450,6 +504,44 @@ async def test_a_paused_daemon_is_fenced_out_and_gives_its_shops_up(
             d.send(signal.SIGTERM)
         for d in (a, b):
             assert await d.wait(20) == 0, d.output()[-3000:]
+
+
+async def _lock_heartbeat(url: str, daemon: str) -> asyncpg.Connection:
+    """A connection holding ``daemon``'s heartbeat row locked (``FOR UPDATE``) until it is closed."""
+    conn = await _connect(url)
+    sql = f'SELECT id FROM "{split_schema(url)[1]}".daemons WHERE id = $1 FOR UPDATE NOWAIT'
+
+    async def locked() -> bool:
+        await conn.execute("BEGIN")
+        try:
+            row = await conn.fetchrow(sql, daemon)
+        except asyncpg.LockNotAvailableError:  # its heartbeat is being written: a moment later
+            await conn.execute("ROLLBACK")
+            return False
+        assert row is not None, f"daemon {daemon} has no heartbeat row"
+        return True
+
+    try:
+        await until(f"daemon {daemon}'s heartbeat row locked", locked, within=10, every=0.01)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _sessions(url: str) -> str:
+    """The daemons' database sessions: what each runs or waits for, and who blocks it (for a failure)."""
+    conn = await _connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid, application_name AS app, state, wait_event_type AS wtype, wait_event AS wait,"
+            " extract(epoch FROM clock_timestamp() - xact_start)::float8 AS xact_s, pg_blocking_pids(pid) AS blocked_by,"
+            " left(query, 160) AS query FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name ~ '^d[0-9]+$' ORDER BY application_name, pid"
+        )
+    finally:
+        await conn.close()
+    return "\n".join(str(dict(r)) for r in rows)
 
 
 async def _both(url: str) -> bool:

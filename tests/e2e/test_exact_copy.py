@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from shopsync.simulator.server import run_simulator
-from tests.support.sinks import ISSUE14_RESOURCES, METAFIELD_RESOURCES, ORDER_DETAIL_RESOURCES
+from tests.support.sinks import (
+    ISSUE14_RESOURCES,
+    METAFIELD_RESOURCES,
+    ORDER_DETAIL_RESOURCES,
+    ORDER_MONEY_RESOURCES,
+)
 
 from .conftest import (
     ALL_RESOURCES,
@@ -40,7 +45,7 @@ async def test_bulk_and_paginated_paths_give_identical_records(tmp_path):
     # Metafields (paged per product) and the order-keyed resources (every order once more) have
     # their both-paths runs on a smaller shop (test_finance_resources.py, test_commerce_resources.py),
     # keeping this one near its old time.
-    heavy = (*METAFIELD_RESOURCES, *ORDER_DETAIL_RESOURCES)
+    heavy = (*METAFIELD_RESOURCES, *ORDER_DETAIL_RESOURCES, *ORDER_MONEY_RESOURCES)
     every = ALL_RESOURCES + tuple(r for r in ISSUE14_RESOURCES if r not in heavy)
     async with run_simulator(sim_config()) as server:
         shop = server.shop()

@@ -38,19 +38,25 @@ async def test_sync_during_live_mutations_then_catch_up_exactly(tmp_path):
     )
     async with run_simulator(cfg, clock=clock) as server:
         shop = server.shop()
-        # A low bulk threshold sends the final catch-up window (thousands of changes) through a
-        # bulk operation while the in-between run stays paginated: both incremental paths are used.
-        config = write_config(
-            tmp_path / "shopsync.toml", [shop], sync={"safety_margin": "1s", "overlap": "30s", "bulk_threshold": 1000}
-        )
+        # Both incremental paths are used: the in-between run is paged (a threshold no window
+        # reaches), the final catch-up window (hundreds of changes) is exported (threshold 0). How
+        # many changes each window holds depends on the machine's speed, so no single threshold
+        # between them would hold everywhere.
+        def config_with(threshold: int):
+            sync = {"safety_margin": "1s", "overlap": "30s", "bulk_threshold": threshold}
+            return write_config(tmp_path / "shopsync.toml", [shop], sync=sync)
+
+        config = config_with(1_000_000)
         first = await sync_once(config, token_env(shop), clock=clock)  # backfill while the shop changes
         assert first.ok, first.failures()
+        clock.advance(3)  # a window of its own for the next run, however quick the backfill was
         second = await sync_once(config, token_env(shop), clock=clock)  # incremental, still changing
         assert second.ok, second.failures()
         counters = shop.mutator.counters
         assert counters.created > 0 and counters.updated > 0 and counters.deleted > 0, counters
         shop.mutator.pause()
         clock.advance(10)  # past the safety margin and the index lag: every change is now visible
+        config = config_with(0)
         final = await sync_once(config, token_env(shop), clock=clock)
         assert final.ok, final.failures()
         assert {s.path for s in second.streams if s.resource == "orders"} == {"paginated"}

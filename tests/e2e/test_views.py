@@ -80,7 +80,10 @@ def expected_answers(shop: SimulatedShop) -> dict[str, list[tuple[Any, ...]]]:
                 units[li["sku"]] += li["quantity"]
                 with_sku[li["sku"]].add(o["id"])
     top = sorted(units.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-    refunded = [o for o in orders if o["refunds"]]
+    # The refund rate reads the order_refunds resource (its refunds view), one record per order.
+    refunds = shop.truth("order_refunds")
+    assert set(refunds) == {o["id"] for o in orders}
+    refunded = [r for r in refunds.values() if r["refunds"]]
     amount = sum((Decimal(r["totalRefundedSet"]["shopMoney"]["amount"]) for o in refunded for r in o["refunds"]), Decimal(0))
     return {
         "revenue by day": revenue,
@@ -143,6 +146,10 @@ async def test_views_in_sqlite_answer_the_readme_queries(shop: SimulatedShop, pl
         counts = {view: con.execute(f'SELECT count(*) FROM "{view}"').fetchone()[0] for view in expected_counts(plans, live)}
         assert counts == expected_counts(plans, live)
         assert counts["orders__line_items"] > counts["orders_v"] and counts["products__variants__selected_options"] > 0
+        # A kind (__typename) is a column under its alias, or prefixed in a flattened object.
+        kinds = con.execute("SELECT DISTINCT type, value__value_type FROM order_shipping_discounts__discount_applications").fetchall()
+        assert kinds and all(t and v for t, v in kinds), kinds
+        assert con.execute("SELECT count(*) FROM discount_nodes_v WHERE discount__typename IS NULL").fetchone()[0] == 0
 
         # Typed, flattened columns hold the record's values.
         truth = shop.truth("orders")

@@ -98,3 +98,13 @@ def test_config_from_the_environment(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SHOPSYNC_CONFIG", str(config(tmp_path)))
     assert main(["check"]) == 0
     assert f"configuration: {tmp_path / 'shopsync.toml'}" in capsys.readouterr().out
+
+
+def test_the_discount_nodes_need_read_discounts(tmp_path, capsys):
+    shops = ('[[shop]]\nname = "acme"\ndomain = "acme.myshopify.com"\naccess_token = { env = "CHECK_TOKEN" }\n'
+             'resources = ["discount_nodes", "gift_cards"]\n')  # fmt: skip
+    assert main(["check", "--config", str(config(tmp_path, "", shops))]) == 0
+    acme = section(capsys.readouterr().out, "acme")
+    scopes_line = next(line for line in acme.splitlines() if line.startswith("  access scopes:"))
+    assert "read_discounts" in scopes_line.split(":", 1)[1].replace(" ", "").split(",")
+    assert "    discount_nodes: read_discounts" in acme.splitlines()

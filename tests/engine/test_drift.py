@@ -55,6 +55,8 @@ def test_nothing_is_judged_before_a_first_sync_and_an_equal_copy_has_no_findings
 
 def test_reconcile_documents_validate_against_the_pinned_schema():
     for resource in load_resources(None).values():
+        if resource.singular:  # one object (the shop): reconciliation has nothing to list
+            continue
         ids = ids_resource(resource)
         assert ids.nested == () and ids.name == resource.name
         page = page_query(ids, 250)

@@ -213,3 +213,35 @@ def test_an_empty_page_teaches_the_round_trip_but_not_the_cost_of_a_record():
     # prior (on a bucket fast enough that round trips are the limit).
     fast = Budget(restore_rate=1e6, available=0.0, paginated_streams=0, free_bulk_slots=5)
     assert est(44, pages=pages, budget=fast).paginated < est(44, budget=fast).paginated / 10
+
+
+# -- cursor chains for a latency-bound paged window --------------------------------------------
+def test_one_chain_while_a_page_costs_more_than_a_round_trip_restores():
+    # 600 points a page (20 records × 30), 0.5 s a page: one chain spends 1,200 points/s.
+    pages = PageModel(points_per_record=30.0, seconds_per_page=0.5, records_per_page=20)
+    assert planner.page_chains(pages, 100.0, 100_000) == 1  # Standard: restore-bound
+    assert planner.page_chains(pages, 1_200.0, 100_000) == 1  # exactly at the rate: still one
+    # Nothing measured yet: one chain (the first pages measure).
+    assert planner.page_chains(PageModel(), 1_000.0, 100_000) == 1
+
+
+def test_latency_bound_chains_reach_the_restore_rate_plus_one_within_the_caps():
+    pages = PageModel(points_per_record=30.0, seconds_per_page=0.5, records_per_page=20)
+    # 0.5 s × 2,000 points/s = 1,000 allowed a round trip, 600 spent: ⌈1.67⌉ = 2 chains, + 1.
+    assert planner.page_chains(pages, 2_000.0, 100_000) == 3
+    assert planner.page_chains(pages, 1_000_000.0, 100_000) == planner.MAX_PAGE_CHAINS
+    assert planner.page_chains(pages, 1_000_000.0, 100_000, max_chains=4) == 4
+    # The rest fills only so many chains of MIN_PAGES_PER_CHAIN pages: 130 records, 20 a page.
+    assert planner.page_chains(pages, 2_000.0, 130) == 2
+    assert planner.page_chains(pages, 2_000.0, 119) == 1
+
+
+async def test_a_cut_is_not_put_on_a_dense_second_both_neighbours_would_read():
+    # 100 records spread over 100 seconds, then 900 in one second: the last cuts of 4 would fall on
+    # it, and each neighbour would read its 900 records (bounds are inclusive).
+    times = [T0 + timedelta(seconds=s) for s in range(100)] + [T0 + timedelta(seconds=200)] * 900
+    count_up_to, _ = counter(times)
+    cuts = await balanced_cuts(count_up_to, T0 - timedelta(seconds=1), T0 + timedelta(seconds=300), 1_000, 4)
+    assert cuts and T0 + timedelta(seconds=200) not in cuts
+    # The dense second is read by exactly one slice: no cut on it, and one cut before it.
+    assert max(cuts) < T0 + timedelta(seconds=200)

@@ -19,7 +19,9 @@ PACKAGED = {
     "gift_cards", "shopify_payments_balance_transactions", "shopify_payments_disputes", "shopify_payments_payouts",
     "product_metafields", "shop_metafields", "order_metafields", "customer_metafields", "collection_metafields",
     "collection_memberships", "draft_orders", "abandoned_checkouts", "fulfillment_orders", "markets",
-    "product_media", "order_fulfillments", "order_returns",
+    "product_media", "order_fulfillments", "order_returns", "order_risks",
+    "order_transactions", "order_refunds", "order_shipping_discounts",
+    "product_variants", "variant_metafields", "shop", "discount_nodes",
 }  # fmt: skip
 
 
@@ -81,7 +83,7 @@ def test_packaged_resources_load_with_their_headers(resources):
     (line_items,) = orders.nested
     assert (line_items.field, line_items.path, line_items.page_size, line_items.depth) == ("lineItems", ("lineItems",), 25, 1)
     assert (line_items.parent_type, line_items.node_type, line_items.node_types) == ("Order", "LineItem", ("LineItem",))
-    assert orders.has_nested and not resources["customers"].has_nested
+    assert orders.has_nested and not resources["collections"].has_nested
     levels = resources["inventory_levels"]
     assert (levels.parent_field, levels.parent_node_type, levels.root_field) == ("locations", "Location", "inventoryLevels")
     assert levels.root_args == "includeInactive: true, includeLegacy: true"
@@ -158,6 +160,9 @@ def test_a_bad_field_is_reported_with_the_file_line(tmp_path):
         ("# shopsync:resource\n# root: orders\n# filter: none\nfragment O on Order { id items: lineItems(first: 5) { nodes { id } } }\n", "aliases are not supported"),
         ("# shopsync:resource\n# root: customers\n# filter: none\nfragment C on Customer { id lastOrder { id lineItems(first: 2) { nodes { id } } } }\n", "cannot be paged under a plain object"),
         ("# shopsync:resource\n# root: orders\n# filter: none\nfragment O on Order { id ...X }\n", "fragment spread ...X"),
+        ("# shopsync:resource\n# root: shop\n# filter: updated_at\nfragment S on Shop { id updatedAt }\n", ":3: filter: shop is a single object, read whole: use filter: none"),
+        ("# shopsync:resource\n# root: shop\n# sort: ID\n# filter: none\nfragment S on Shop { id }\n", ":3: sort: shop is a single object (not a connection)"),
+        ("# shopsync:resource\n# root: shop\n# filter: none\nfragment S on Shop { id metafields(first: 5) { nodes { id } } }\n", "metafields: the record of a single-object root (shop) cannot hold a connection"),
     ],
 )
 def test_header_and_fragment_problems_are_named(tmp_path, text, expected):
@@ -236,7 +241,7 @@ def test_bulk_nesting_limit_counts_the_parent_level(tmp_path):
 def test_bulk_connection_count_limit(tmp_path):
     fields = "\n".join(
         f"  {f}(first: 2) {{ nodes {{ id }} }}"
-        for f in ("lineItems", "fulfillmentOrders", "returns", "metafields", "agreements")
+        for f in ("lineItems", "fulfillmentOrders", "returns", "metafields", "events")
     )
     message = load_error(tmp_path, "orders", f"# shopsync:resource\n# root: orders\n# filter: none\nfragment O on Order {{\n  id\n{fields}\n}}\n")
     assert "6 connections; Shopify allows at most 5" in message
@@ -418,3 +423,75 @@ def test_a_fragment_too_heavy_for_one_query_is_refused_at_load(tmp_path):
         + "}\n",
     )
     assert "over the limit of 1000" in message and "heavier.graphql" in message
+
+
+# -- bulk: no (page-by-page-only resources) ----------------------------------------------------
+
+NON_NODE = """# shopsync:resource
+# root: orders
+# filter: updated_at
+{bulk}#
+fragment O on Order {{
+  id
+  updatedAt
+  shippingLines(first: 5) {{ nodes {{ title }} }}
+}}
+"""
+
+
+def test_a_connection_of_non_node_nodes_needs_bulk_no(tmp_path):
+    message = load_error(tmp_path, "ships", NON_NODE.format(bulk=""))
+    assert "ships.graphql:8" in message and "ShippingLine does not implement Node" in message
+    assert "'bulk: no'" in message
+    write(tmp_path, "ships", NON_NODE.format(bulk="# bulk: no\n"))
+    res = load_resources(tmp_path)["ships"]
+    # Read page by page only: no bulk query, and no id needed where nothing is drained under it.
+    assert not res.exportable and res.nested[0].path == ("shippingLines",)
+    with pytest.raises(ValueError, match="page by page only"):
+        b.bulk_query(res, None)
+
+
+def test_bulk_takes_yes_or_no(tmp_path):
+    assert "bulk: 'maybe' must be one of yes, no" in load_error(tmp_path, "ships", NON_NODE.format(bulk="# bulk: maybe\n"))
+
+
+REFUNDS = """# shopsync:resource
+# root: orders
+# filter: updated_at
+{bulk}#
+fragment O on Order {{
+  id
+  updatedAt
+  refunds {{
+    {id}
+    refundLineItems(first: 3) {{ nodes {{ id quantity }} }}
+  }}
+}}
+"""
+
+
+def test_a_connection_inside_a_list_of_nodes_is_drained_under_each_element(tmp_path):
+    # Exported in bulk it could not be joined (bulk children join to connection nodes only).
+    assert "cannot be paged under a plain object" in load_error(tmp_path, "refs", REFUNDS.format(bulk="", id="id"))
+    # Each element must select its id: the drains page under it.
+    assert "cannot be paged under a plain object" in load_error(
+        tmp_path, "refs", REFUNDS.format(bulk="# bulk: no\n", id="note")
+    )
+    write(tmp_path, "refs", REFUNDS.format(bulk="# bulk: no\n", id="id"))
+    res = load_resources(tmp_path)["refs"]
+    (nc,) = res.nested
+    assert (nc.path, nc.through, nc.parent_type, nc.depth) == (("refunds", "refundLineItems"), ("refunds",), "Refund", 1)
+    page = b.page_query(res, 10, {("refunds", "refundLineItems"): 7})
+    assert parse_and_validate(page, origin="page")
+    assert "refundLineItems(first: 7)" in " ".join(page.split()) and "pageInfo" in page
+    drain = " ".join(b.drain_query(res, nc, b.DRAIN_PAGE).split())
+    assert "node(id: $id) { ... on Refund { refundLineItems(first: $first, after: $after)" in drain
+
+
+def test_the_order_resources_page_only_and_their_scopes(resources):
+    for name in ("order_refunds", "order_shipping_discounts"):
+        assert not resources[name].exportable, name
+    for name in ("orders", "order_transactions", "order_fulfillments"):
+        assert resources[name].exportable, name
+    for name in ("order_transactions", "order_refunds", "order_shipping_discounts"):
+        assert resources[name].required_scopes == ("read_all_orders", "read_orders"), name

@@ -97,3 +97,48 @@ def test_finance_resources_ship_read_whole_on_their_own_schedule(resources):
         res = resources[name]
         assert (res.root_field, res.root_path, res.every, res.required_scopes) == (field, path, every, scopes), name
         assert not res.incremental, name
+
+
+def test_discount_nodes_ship_read_whole_with_their_codes_drained_through_the_union(resources):
+    res = resources["discount_nodes"]
+    assert (res.root_field, res.every, res.required_scopes, res.incremental, res.exportable) == (
+        "discountNodes", timedelta(hours=1), ("read_discounts",), False, False)
+    kinds = ("codeBasic", "codeBxgy", "codeFreeShipping", "codeApp")
+    assert [(nc.path, nc.within, nc.lookup, nc.parent_type, nc.page_size) for nc in res.all_nested()] == [
+        (("discount", f"{k}Codes"), ("discount",), "discountNode", "Discount" + k[0].upper() + k[1:], 10) for k in kinds
+    ]
+    page = b.page_query(res, 50)
+    assert "... on DiscountCodeApp {" in page and "codeAppCodes: codes(first: 10) {\n" in page
+    drain = b.drain_query(res, res.nested_at(("discount", "codeBxgyCodes")), b.DRAIN_PAGE)
+    # node(id:) of a discount's id answers a DiscountCodeNode on Shopify: the drain asks the node's own lookup.
+    assert drain.startswith(
+        "query Drain($id: ID!, $first: Int!, $after: String) {\n  discountNode(id: $id) {\n    discount {\n"
+        "      ... on DiscountCodeBxgy {\n        codeBxgyCodes: codes(first: $first, after: $after) {\n          pageInfo {"
+    )
+    for doc in (page, drain):
+        parse_and_validate(doc, origin="test")
+
+
+CODES_IN_DISCOUNT = """# shopsync:resource
+# root: discountNodes
+# filter: none
+{bulk}fragment D on DiscountNode {{ id discount {{ ... on DiscountCodeBasic {{ {codes} }} }} }}
+"""
+
+
+@pytest.mark.parametrize(
+    ("bulk", "codes", "expected"),
+    [
+        # Exportable: bulk queries refuse DiscountRedeemCode (not a Node), and a union object is no node to page under.
+        ("", "codes(first: 5) { nodes { id } }", ":4: DiscountCodeBasic.codes: a connection must be selected directly on a record"),
+        ("# bulk: no\n", "codes { nodes { id } }", ":5: codes: a nested connection needs first: N"),
+    ],
+)
+def test_connections_in_an_object_of_the_record_need_bulk_no(tmp_path, bulk, codes, expected):
+    message = load_error(tmp_path, "codes", CODES_IN_DISCOUNT.format(bulk=bulk, codes=codes))
+    assert f"{tmp_path / 'codes.graphql'}{expected}" in message, message
+
+
+def test_a_record_level_connection_still_takes_no_alias(tmp_path):
+    text = "# shopsync:resource\n# root: orders\n# filter: none\n# bulk: no\nfragment O on Order { id items: lineItems(first: 5) { nodes { id } } }\n"
+    assert "aliases are not supported on connection fields" in load_error(tmp_path, "aliased", text)

@@ -183,3 +183,76 @@ def test_id_updated_at_and_gid_type():
     assert gid_type("gid://shopify/LineItem/12") == "LineItem"
     assert gid_type("gid://shopify/InventoryLevel/1?inventory_item_id=2") == "InventoryLevel"
     assert gid_type("12") is None
+
+
+@pytest.fixture(scope="module")
+def refunds():
+    return load_resources()["order_refunds"]
+
+
+def test_a_connection_inside_a_list_is_drained_under_each_element(refunds):
+    """order_refunds: each refund's refundLineItems and transactions are its own drains (under
+    the refund's id), pointing into that refund in the record; the input is not modified."""
+    node = {
+        "id": "gid://shopify/Order/1",
+        "updatedAt": "2026-01-01T00:00:00Z",
+        "refunds": [
+            {"id": "gid://shopify/Refund/1", "refundLineItems": {"nodes": [{"id": "a"}], "pageInfo": {"hasNextPage": False, "endCursor": None}},
+             "transactions": {"nodes": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}},
+            {"id": "gid://shopify/Refund/2", "refundLineItems": {"nodes": [{"id": "b"}], "pageInfo": {"hasNextPage": True, "endCursor": "c1"}},
+             "transactions": None},
+        ],
+    }  # fmt: skip
+    before = copy.deepcopy(node)
+    record, pending = normalize_node(node, refunds)
+    assert node == before
+    assert [r["refundLineItems"] for r in record["refunds"]] == [[{"id": "a"}], [{"id": "b"}]]
+    assert [r["transactions"] for r in record["refunds"]] == [[], []]
+    (drain,) = pending
+    assert (drain.parent_id, drain.after, drain.record_path) == ("gid://shopify/Refund/2", "c1", ("refunds", 1, "refundLineItems"))
+    append_drained(record, drain, {"nodes": [{"id": "c"}], "pageInfo": {"hasNextPage": False, "endCursor": None}})
+    assert record["refunds"][1]["refundLineItems"] == [{"id": "b"}, {"id": "c"}]
+    assert record["refunds"][0]["refundLineItems"] == [{"id": "a"}]
+
+
+def test_an_order_without_refunds_has_nothing_to_drain(refunds):
+    record, pending = normalize_node({"id": "gid://shopify/Order/1", "refunds": []}, refunds)
+    assert record == {"id": "gid://shopify/Order/1", "refunds": []} and pending == []
+    with pytest.raises(IntegrityError, match="refunds: expected a list"):
+        normalize_node({"id": "gid://shopify/Order/1", "refunds": {"id": "x"}}, refunds)
+
+
+@pytest.fixture(scope="module")
+def discounts():
+    return load_resources()["discount_nodes"]
+
+
+def test_a_connection_in_an_object_of_the_record_is_drained_under_the_record(discounts):
+    """discount_nodes: a code discount's codes live in the node's discount object (the Discount
+    union) and are drained under the node's id, into that object; an automatic discount has no
+    codes key at all (not an empty list); the input is not modified."""
+    more = {"hasNextPage": True, "endCursor": "k1"}
+    code = {"id": "gid://shopify/DiscountNode/1",
+            "discount": {"__typename": "DiscountCodeBasic", "title": "A",
+                         "codeBasicCodes": {"nodes": [{"id": "gid://shopify/DiscountRedeemCode/1"}], "pageInfo": more}}}
+    automatic = {"id": "gid://shopify/DiscountNode/2", "discount": {"__typename": "DiscountAutomaticBasic", "title": "B"}}
+    before = copy.deepcopy(code)
+    record, pending = normalize_node(code, discounts)
+    assert code == before
+    (drain,) = pending
+    assert (drain.parent_id, drain.after, drain.record_path) == ("gid://shopify/DiscountNode/1", "k1", ("discount", "codeBasicCodes"))
+    assert drain.nested.lookup == "discountNode"
+    append_drained(record, drain, {"nodes": [{"id": "gid://shopify/DiscountRedeemCode/2"}], "pageInfo": {"hasNextPage": False, "endCursor": None}})
+    assert [c["id"] for c in record["discount"]["codeBasicCodes"]] == ["gid://shopify/DiscountRedeemCode/1", "gid://shopify/DiscountRedeemCode/2"]
+    assert normalize_node(automatic, discounts) == (automatic, [])
+    assert normalize_node({"id": "gid://shopify/DiscountNode/3", "discount": None}, discounts)[1] == []
+
+
+def test_the_page_planner_sees_the_length_of_a_list_in_an_object_of_the_record(discounts):
+    """The codes' lengths feed the planner's child counts like a record-level list's would."""
+    from shopsync.engine.paginated import _depth_one_list
+
+    codes = discounts.nested_at(("discount", "codeBasicCodes"))
+    assert _depth_one_list({"id": "D", "discount": {"codeBasicCodes": [{"id": "C"}] * 3}}, codes) == [{"id": "C"}] * 3
+    assert _depth_one_list({"id": "D", "discount": {"__typename": "DiscountAutomaticBasic"}}, codes) is None
+    assert _depth_one_list({"id": "D", "discount": None}, codes) is None

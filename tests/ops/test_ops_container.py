@@ -85,9 +85,18 @@ def test_multi_stage_build_from_the_slim_python_base_with_constraints():
     parsed = instructions(CONTAINERFILE.read_text())
     assert parsed[0] == (-1, "ARG", "PYTHON_IMAGE=python:3.11-slim-bookworm")
     froms = [args for _, name, args in parsed if name == "FROM"]
-    assert froms == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE}"]
-    runs = " ".join(args for stage, name, args in parsed if stage == 0 and name == "RUN")
-    assert "-c constraints.txt" in runs
+    # The wheelhouse comes from PyPI or from the build context (make image), chosen by WHEELS.
+    assert froms == [
+        "${PYTHON_IMAGE} AS wheels-pypi",
+        "scratch AS wheels-context",
+        "wheels-${WHEELS} AS wheels",
+        "${PYTHON_IMAGE} AS build",
+        "${PYTHON_IMAGE}",
+    ]
+    pypi = " ".join(args for stage, name, args in parsed if stage == 0 and name == "RUN")
+    assert "-c constraints.txt" in pypi
+    build = " ".join(args for stage, name, args in parsed if stage == 3 and name == "RUN")
+    assert "--no-index" in build and "-c /src/constraints.txt" in build
     assert final_stage()["COPY"] == ["--from=build /opt/shopsync /opt/shopsync"]
 
 

@@ -98,6 +98,22 @@ async def test_success_carries_shopify_cost_extension(server, gql, clock) -> Non
     assert shop.counters.points_requested == 752 and shop.counters.points_spent == actual
 
 
+async def test_a_node_drain_without_typename_is_charged_what_it_returned(server, gql) -> None:
+    """``node(id:)`` with only an inline fragment (how the engine drains nested connections):
+    requested is the static worst case, actual counts the line items of the Order returned."""
+    shop = server.shop()
+    page = await gql(shop, "{ orders(first: 3) { nodes { id lineItems(first: 250) { nodes { id } } } } }")
+    order = min(page.body["data"]["orders"]["nodes"], key=lambda o: len(o["lineItems"]["nodes"]))
+    drain = "query($id: ID!) { node(id: $id) { ... on Order { lineItems(first: 250) { nodes { id } } } } }"
+    spent_before = shop.counters.points_spent
+    ans = await gql(shop, drain, {"id": order["id"]})
+    returned = len(ans.body["data"]["node"]["lineItems"]["nodes"])
+    assert returned == len(order["lineItems"]["nodes"]) < 250
+    assert ans.body["extensions"]["cost"]["requestedQueryCost"] == 1 + 2 + 250
+    assert ans.body["extensions"]["cost"]["actualQueryCost"] == 1 + 2 + returned
+    assert shop.counters.points_spent - spent_before == 1 + 2 + returned
+
+
 async def test_throttled_shape_then_refill(gql, clock, make_config) -> None:
     cfg = make_config(maximum_available=800.0, restore_rate=100.0, time_scale=1.0)
     async with run_simulator(cfg, clock=clock) as srv:

@@ -27,7 +27,11 @@ SPECIAL_FIELDS = {
     "Location": {"inventoryLevels", "inventoryLevel"},
     "InventoryLevel": {"quantities"},
     # issue 14: computed when asked for (metafield_fields, collection_fields, media_fields)
-    "Order": {"metafields", "fulfillments", "returns"},
+    "Order": {"metafields", "fulfillments", "returns", "taxLines", "shippingLines", "discountApplications", "risk"},
+    # derived from the order when asked for (order_detail_fields)
+    "LineItem": {"taxLines"},
+    "OrderTransaction": {"parentTransaction", "formattedGateway", "manualPaymentGateway", "paymentId", "authorizationCode", "errorCode"},
+    "Refund": {"processedAt", "refundLineItems", "transactions"},
     "Customer": {"metafields"},
     "Collection": {"metafields", "products"},
     "Product": {"metafields", "media"},

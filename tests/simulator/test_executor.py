@@ -459,7 +459,8 @@ def test_materialize_equals_paging_and_draining() -> None:
       edges { node { ...LineItemFields } } pageInfo { hasNextPage endCursor } } } } }
     fragment LineItemFields on LineItem { id name title sku vendor quantity currentQuantity taxable requiresShipping
       variantTitle variant { id } product { id } originalUnitPriceSet { shopMoney { amount currencyCode } }
-      discountedUnitPriceSet { shopMoney { amount currencyCode } } }"""
+      discountedUnitPriceSet { shopMoney { amount currencyCode } }
+      taxLines { title rate ratePercentage source priceSet { shopMoney { amount currencyCode } } } }"""
     follow_doc = parse_and_validate(follow.replace(text, ""), origin="follow")
     paged: dict[str, dict] = {}
     after = None
@@ -496,7 +497,10 @@ def test_every_resource_file_is_modelled(path: Path) -> None:
     args = header.get("root_args", "")
     sort = f", sortKey: {header['sort']}" if header.get("sort") else ""
     object_root = "." in root and not str(ex.schema.query_type.fields[root.split(".")[0]].type).endswith("Connection!")
-    if object_root:  # object.connection: the connection of a singular object (shopifyPaymentsAccount)
+    singular = "." not in root and not str(ex.schema.query_type.fields[root].type).endswith("Connection!")
+    if singular:  # a single object (shop): the record itself, no connection
+        body = f"{root} {{ ...{name} }}"
+    elif object_root:  # object.connection: the connection of a singular object (shopifyPaymentsAccount)
         parent, child = root.split(".")
         body = f"{parent} {{ {child}(first: 20{sort}) {{ nodes {{ ...{name} }} }} }}"
     elif "." in root:
@@ -505,7 +509,9 @@ def test_every_resource_file_is_modelled(path: Path) -> None:
     else:
         body = f"{root}(first: 20{', ' + args if args else ''}{sort}) {{ nodes {{ ...{name} }} }}"
     data = ok(ex, text + "\nquery { " + body + " }")
-    if object_root:
+    if singular:
+        assert data[root]["id"]
+    elif object_root:
         assert data[parent][child]["nodes"]
     else:
         assert data[root.split(".")[0]]["nodes"]

@@ -196,6 +196,48 @@ async def test_membership_lists_live_daemons_and_forgets_those_that_left(backend
     assert (await b.heartbeat(LONG)).alive == ("b",)  # a stopped beating: no longer a member
 
 
+async def test_confirm_before_a_shopify_call_checks_the_database_and_extends_only_a_live_lease(backend: Backend) -> None:
+    a, b = backend.leases("a", 0), backend.leases("b", 1)
+    lease = await a.claim("acme", SHORT)
+    assert lease is not None
+    # Read only: the lease as it is, not extended.
+    seen = await a.confirm("acme", lease.epoch, extend=None, what="a run")
+    assert (seen.owner, seen.epoch, seen.expires_at) == ("a", lease.epoch, lease.expires_at)
+    # A mutation's check extends it to a whole lease time from the database's now, same epoch.
+    extended = await a.confirm("acme", lease.epoch, extend=LONG, what="a mutation")
+    assert extended.epoch == lease.epoch and extended.expires_at >= lease.expires_at + LONG - SHORT - 1
+    (row,) = await b.list_leases()
+    assert row.expires_at == extended.expires_at
+    # Another epoch than the one held, or another daemon: refused, and nothing extended.
+    for store, epoch, owner in ((a, lease.epoch + 1, "a"), (b, lease.epoch, "b")):
+        with pytest.raises(LeaseLostError) as caught:
+            await store.confirm("acme", epoch, extend=LONG, what="a mutation")
+        assert caught.value.reason == "shopify_call" and caught.value.shop == "acme"
+        assert f"a mutation for shop acme by daemon {owner} refused before calling Shopify" in str(caught.value)
+    # A shop without a lease row.
+    with pytest.raises(LeaseLostError, match="no lease row") as missing:
+        await a.confirm("globex", 1, extend=None, what="a run")
+    assert missing.value.reason == "shopify_call"
+
+
+async def test_confirm_refuses_an_expired_lease_and_one_taken_over(backend: Backend) -> None:
+    a, b = backend.leases("a", 0), backend.leases("b", 1)
+    lease = await a.claim("acme", SHORT)
+    assert lease is not None
+    await backend.expire(a, "acme")
+    # Expired but nobody took it: refused all the same, and not brought back by the extension.
+    with pytest.raises(LeaseLostError, match="expired") as caught:
+        await a.confirm("acme", lease.epoch, extend=LONG, what="a mutation")
+    assert caught.value.reason == "shopify_call"
+    (row,) = await a.list_leases()
+    assert row.expires_at == lease.expires_at
+    taken = await b.claim("acme", LONG)
+    assert taken is not None
+    with pytest.raises(LeaseLostError, match=f"the lease moved on to b at epoch {taken.epoch}"):
+        await a.confirm("acme", lease.epoch, extend=LONG, what="a mutation")
+    assert (await b.confirm("acme", taken.epoch, extend=None, what="a run")).owner == "b"
+
+
 async def _db_now(storage: Storage) -> float:
     db = storage.state.database  # type: ignore[attr-defined]
     async with db.connection("reading the clock") as conn:
@@ -238,37 +280,69 @@ async def test_a_claim_waits_for_a_fenced_write_in_flight(pg_url: str) -> None:
         await b_storage.close()
 
 
-async def test_a_claim_blocked_by_a_stuck_write_gives_up_and_the_database_aborts_the_idle_write(pg_url: str) -> None:
-    """A daemon paused inside a fenced write holds the shop's lease row: a claim waits only
-    ttl / 20 for it (so the claimer's renewals never stall behind it), and the server aborts the
-    idle transaction after the fence's idle timeout, freeing the shop."""
+async def test_a_renewal_does_not_wait_for_the_owners_own_write_in_flight(pg_url: str) -> None:
+    """A write holds the lease row against claims only: the owner's renewal (and its confirmation
+    before a Shopify call) goes through while the write is open, so a long write never lets its
+    own lease run out; another daemon's claim still waits."""
     a_storage, b_storage = await open_storage(pg_url), await open_storage(pg_url)
     try:
         a, b = lease_store(a_storage, "a"), lease_store(b_storage, "b")
         assert a is not None and b is not None
-        lease = await a.claim("acme", SHORT)
+        lease = await a.claim("acme", LONG)
         assert lease is not None
         a.fence.hold("acme", lease.epoch)
-        a.fence.idle_timeout = 1.0
         store = a_storage.state
         db = store.database  # type: ignore[attr-defined]
+        async with db.transaction("a fenced write held open") as conn:
+            await store._check_lease_in(conn, a.fence, "acme", lease.epoch)  # type: ignore[attr-defined]
+            renewed = await asyncio.wait_for(a.renew({"acme": lease.epoch}, LONG), 5)
+            assert renewed["acme"].epoch == lease.epoch and renewed["acme"].expires_at >= lease.expires_at
+            confirmed = await asyncio.wait_for(a.confirm("acme", lease.epoch, extend=LONG, what="a test"), 5)
+            assert confirmed.owner == "a"
+            assert await b.claim("acme", LONG) is None  # live, and held by the write: not b's
+    finally:
+        await a_storage.close()
+        await b_storage.close()
+
+
+async def _until_expired(storage: Storage, expires_at: float) -> None:
+    deadline = time.monotonic() + 5
+    while await _db_now(storage) <= expires_at:
+        assert time.monotonic() < deadline, "the lease did not expire on the database's clock within 5 s"
+        await asyncio.sleep(0.02)  # polling the database's clock, bounded above
+
+
+async def test_a_claim_ends_the_session_of_an_expired_owner_frozen_inside_a_write(pg_url: str) -> None:
+    """A daemon frozen inside a fenced write holds the shop's lease row, and no server timeout
+    ends a statement waiting for its client. While the lease is live a claim gives up after
+    ttl / 20 and the write is left alone; once it has expired, the claimer ends that session:
+    its transaction rolls back (nothing of it lands) and the claim goes through."""
+    a_storage, b_storage = await open_storage(pg_url), await open_storage(pg_url)
+    try:
+        a, b = lease_store(a_storage, "a"), lease_store(b_storage, "b")
+        assert a is not None and b is not None
+        lease = await a.claim("acme", 1.0)
+        assert lease is not None
+        a.fence.hold("acme", lease.epoch)
+        store = a_storage.state
+        db = store.database  # type: ignore[attr-defined]
+        frozen = StreamState(shop="acme", resource="orders", watermark="2026-03-01T00:00:00Z")
         async with db.connection("a write that stops half-way") as conn:
             tx = conn.transaction()
             await tx.start()
             await store._check_lease_in(conn, a.fence, "acme", lease.epoch)  # type: ignore[attr-defined]
-            # The "paused" writer does nothing more. Past the lease, b's claim gives up quickly.
-            await asyncio.sleep(SHORT)  # let the lease expire (the claim must then be blocked only by the lock)
+            await store._save_state_in(conn, frozen, None)  # type: ignore[attr-defined]
+            # Live lease: the claim gives up quickly, and the write's session is untouched.
             started = time.monotonic()
             assert await b.claim("acme", 2.0) is None
             assert time.monotonic() - started < 1.0
-            # The server aborts the idle transaction after 1 s; then the claim goes through.
-            deadline = time.monotonic() + 10
-            while (taken := await b.claim("acme", 2.0)) is None:
-                assert time.monotonic() < deadline, "the idle write transaction was not aborted"
-                await asyncio.sleep(0.1)
-            assert taken.owner == "b" and taken.epoch == lease.epoch + 1
-            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):
+            assert await conn.fetchval("SELECT 1") == 1
+            await _until_expired(b_storage, lease.expires_at)
+            taken = await b.claim("acme", 2.0)
+            assert taken is not None and taken.owner == "b" and taken.epoch == lease.epoch + 1
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
                 await conn.execute("SELECT 1")  # the session was terminated
+        assert await b_storage.state.get_stream("acme", "orders") is None  # rolled back
     finally:
         await a_storage.close()
         await b_storage.close()

@@ -41,7 +41,9 @@ def test_snake_case_names() -> None:
 
 def test_plan_of_the_packaged_orders() -> None:
     plan = plan_views(load_resources()["orders"])
-    assert [lv.name for lv in plan.lists] == ["orders__transactions", "orders__refunds", "orders__line_items"]
+    assert [lv.name for lv in plan.lists] == [
+        "orders__tax_lines", "orders__transactions", "orders__refunds", "orders__line_items", "orders__line_items__tax_lines",
+    ]  # fmt: skip
     cols = {c.name: c for c in plan.columns}
     assert cols["shipping_address__city"].keys == ("shippingAddress", "city")
     assert cols["total_price_set"].keys == ("totalPriceSet", "shopMoney", "amount")

@@ -188,15 +188,20 @@ class DaemonProcess:
 
     async def wait_line(self, predicate: Callable[[dict[str, Any]], bool], *, within: float = 20.0,
                         after: int = 0) -> dict[str, Any]:
-        """The first log line (from index ``after``) matching ``predicate``."""
-        async with asyncio.timeout(within), self._changed:
-            while True:
-                for line in self.lines[after:]:
-                    if predicate(line):
-                        return line
-                if self._reader.done():
-                    raise AssertionError("daemon exited before the line appeared:\n" + self.output())
-                await self._changed.wait()
+        """The first log line (from index ``after``) matching ``predicate``; on a timeout, an
+        AssertionError with the lines printed since ``after`` (the last 60)."""
+        try:
+            async with asyncio.timeout(within), self._changed:
+                while True:
+                    for line in self.lines[after:]:
+                        if predicate(line):
+                            return line
+                    if self._reader.done():
+                        raise AssertionError("daemon exited before the line appeared:\n" + self.output())
+                    await self._changed.wait()
+        except TimeoutError:
+            tail = "\n".join(orjson.dumps(line).decode() for line in self.lines[after:][-60:])
+            raise AssertionError(f"no such line within {within}s; the daemon printed meanwhile:\n{tail}") from None
 
     async def url(self, *, within: float = 20.0) -> str:
         line = await self.wait_line(lambda r: "endpoints on" in r.get("msg", ""), within=within)

@@ -16,17 +16,24 @@ ALL_RESOURCES = ("orders", "products", "customers", "inventory_items", "inventor
 FINANCE_RESOURCES = ("gift_cards", "shopify_payments_balance_transactions", "shopify_payments_payouts", "shopify_payments_disputes")
 #: Draft orders, abandoned checkouts, fulfillment orders (incremental, line items) and markets (issue 14).
 COMMERCE_RESOURCES = ("draft_orders", "abandoned_checkouts", "fulfillment_orders", "markets")
-#: Each order's fulfillments (with tracking) and returns, one record per order (issue 14).
-ORDER_DETAIL_RESOURCES = ("order_fulfillments", "order_returns")
+#: Each order's fulfillments (with tracking), returns and risk assessments, one record per order (issue 14).
+ORDER_DETAIL_RESOURCES = ("order_fulfillments", "order_returns", "order_risks")
+#: Each order's transactions, refunds (line items, transactions) and shipping and discount lines,
+#: one record per order (issue 14); the last two are read page by page only (bulk: no).
+ORDER_MONEY_RESOURCES = ("order_transactions", "order_refunds", "order_shipping_discounts")
 #: Metafields (issue 14): of every product (paged per product) and of the shop, read whole; of
 #: orders, customers and collections, read with their owners.
 METAFIELD_RESOURCES = (
     "product_metafields", "shop_metafields", "order_metafields", "customer_metafields", "collection_metafields",
 )  # fmt: skip
+#: Variants and their metafields as records of their own, and the shop itself (one record; issue 14).
+CATALOG_RESOURCES = ("product_variants", "variant_metafields", "shop")
+#: Discounts, code and automatic (issue 14), read whole.
+DISCOUNT_RESOURCES = ("discount_nodes",)
 #: Every resource issue 14 added.
 ISSUE14_RESOURCES = (
     *FINANCE_RESOURCES, *COMMERCE_RESOURCES, *METAFIELD_RESOURCES, *ORDER_DETAIL_RESOURCES, "collection_memberships",
-    "product_media",
+    "product_media", *ORDER_MONEY_RESOURCES, *CATALOG_RESOURCES, *DISCOUNT_RESOURCES,
 )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ Documents and their variables:
 ``bulk_cancel_mutation``   ``id``
 ``count_query``            ``query``
 ``deletions_query``        ``first``, ``after``, ``query`` (from ``deletion_search``)
+``object_query``           none (a single-object resource, ``root: shop``: its only document)
 =========================  =====================================================================
 
 The modules: :mod:`~.assembly` (shared AST pieces, splicing, rewriting, validation),
@@ -55,6 +56,7 @@ from shopsync.queries.builder.paginated import (
     parent_ids_query,
 )
 from shopsync.queries.builder.search import window_search
+from shopsync.queries.builder.singular import object_query
 
 __all__ = [
     "DRAIN_PAGE",
@@ -67,6 +69,7 @@ __all__ = [
     "count_query",
     "deletion_search",
     "deletions_query",
+    "object_query",
     "drain_page_size",
     "drain_query",
     "page_query",

@@ -155,12 +155,28 @@ def rewrite_selections(
     for sel in selection_set.selections:
         if isinstance(sel, InlineFragmentNode):
             out.append(replace(sel, selection_set=rewrite_selections(sel.selection_set, prefix, mode, sizes, nested)))
-        elif isinstance(sel, FieldNode) and sel.alias is None and prefix + (sel.name.value,) in nested:
-            nc = nested[prefix + (sel.name.value,)]
+        elif isinstance(sel, FieldNode) and prefix + (response_key(sel),) in nested:
+            nc = nested[prefix + (response_key(sel),)]
             out.append(rewrite_connection(sel, nc, mode, sizes, nested))
+        elif isinstance(sel, FieldNode) and sel.selection_set is not None and _leads_through(prefix + (response_key(sel),), nested):
+            # A list of nodes whose elements hold nested connections (Order.refunds[].refundLineItems),
+            # or the one object of the record that holds some (DiscountNode.discount).
+            inner = rewrite_selections(sel.selection_set, prefix + (response_key(sel),), mode, sizes, nested)
+            out.append(replace(sel, selection_set=inner))
         else:
             out.append(sel)
     return replace(selection_set, selections=tuple(out))
+
+
+def response_key(sel: FieldNode) -> str:
+    """The key of ``sel`` in a response: its alias, else its name."""
+    return sel.alias.value if sel.alias is not None else sel.name.value
+
+
+def _leads_through(path: tuple[str, ...], nested: Mapping[tuple[str, ...], NestedConnection]) -> bool:
+    """Whether ``path`` is the list or the object a nested connection hangs from
+    (:attr:`NestedConnection.through`, :attr:`NestedConnection.within`)."""
+    return any((nc.through or nc.within) and p[:-1] == path for p, nc in nested.items())
 
 
 def rewrite_connection(

@@ -32,8 +32,13 @@ def bulk_query(resource: Resource, search: str | None) -> str:
 
     The fragment's fields are inlined, nested connections keep only ``edges { node { … } }`` (no
     ``first``, no ``pageInfo``: Shopify ignores them in bulk queries). For a ``parent.child``
-    resource the parents are listed with their id and the records under them.
+    resource the parents are listed with their id and the records under them. A resource read
+    page by page only (``bulk: no``) has none: :class:`ValueError`.
     """
+    if not resource.exportable:
+        raise ValueError(f"{resource.name} is read page by page only (bulk: no in {resource.path}); it has no bulk query")
+    if resource.singular:
+        raise ValueError(f"{resource.name} is a single object: a bulk query needs a connection (use object_query)")
     return _bulk_query(resource, search)
 
 

@@ -27,6 +27,7 @@ from shopsync.queries.builder.assembly import (
     nested_sizes_key,
     node_selection,
     parse_skeleton,
+    response_key,
     rewrite_connection,
     rewrite_selections,
     root_call,
@@ -53,6 +54,8 @@ def page_query(
     :func:`page_variables`.
     """
     check_first(first)
+    if resource.singular:
+        raise ValueError(f"{resource.name} is a single object, not paged (use object_query)")
     return _page_query(resource, nested_sizes_key(resource, nested_first))
 
 
@@ -108,9 +111,10 @@ def parent_ids_query(resource: Resource) -> str:
     return finish_document(parse_skeleton(text, resource, "parents"), resource, "parents")
 
 
-#: A drain page size that fits every packaged resource (lineItems: 3 + 2 + 100 × 7 = 705 points);
-#: :func:`drain_page_size` computes the largest that fits for any resource.
-DRAIN_PAGE = 100
+#: A drain page size that fits every packaged resource (orders' lineItems, each with its tax lines:
+#: 3 + 90 × 10 = 903 points; tests/test_schema.py checks them all); :func:`drain_page_size`
+#: computes the largest that fits for any resource.
+DRAIN_PAGE = 90
 
 
 def drain_query(
@@ -121,7 +125,9 @@ def drain_query(
 ) -> str:
     """The rest of one nested connection: ``query Drain($id: ID!, $first: Int!, $after: String)``.
 
-    ``$id`` is the node owning the connection (the record, or for depth 2 the child); ``first``
+    ``$id`` is the node owning the connection (the record, or for depth 2 the child), asked of
+    ``node(id:)``, or for a connection in one object of the record (:attr:`NestedConnection.within`)
+    of the record's own lookup field (``discountNode(id:) { discount { … } }``); ``first``
     (sent as ``$first``) is only range-checked. The drained nodes' own nested connections
     (depth 2) carry ``pageInfo`` and their page size from ``nested_first``, so
     :func:`shopsync.engine.records.append_drained` can queue their drains.
@@ -143,10 +149,11 @@ def _drain_query(resource: Resource, path: tuple[str, ...], sizes_key: tuple) ->
         ArgumentNode(name=name_node("after"), value=variable_node("after")),
     )
     conn = rewrite_connection(original, nc, "page", sizes, nested, paging=paging)
-    text = (
-        "query Drain($id: ID!, $first: Int!, $after: String) {\n"
-        f"  node(id: $id) {{ ... on {nc.parent_type} {{ __shopsync_connection }} }}\n}}"
-    )
+    owner = f"node(id: $id) {{ ... on {nc.parent_type} {{ __shopsync_connection }} }}"
+    if nc.lookup:  # in one object of the record, looked up by the record's id
+        (within,) = nc.within
+        owner = f"{nc.lookup}(id: $id) {{ {within} {{ ... on {nc.parent_type} {{ __shopsync_connection }} }} }}"
+    text = f"query Drain($id: ID!, $first: Int!, $after: String) {{\n  {owner}\n}}"
     document = splice(parse_skeleton(text, resource, "drain"), "__shopsync_connection", conn)
     return finish_document(document, resource, "drain")
 
@@ -155,6 +162,7 @@ def _fragment_field(resource: Resource, path: tuple[str, ...]) -> FieldNode:
     """The fragment's FieldNode of the nested connection at ``path``."""
     frag = resource.fragment_ast
     assert frag is not None
+    nested = nested_by_path(resource)
     selection_set = frag.selection_set
     node: FieldNode | None = None
     for i, name in enumerate(path):
@@ -162,14 +170,15 @@ def _fragment_field(resource: Resource, path: tuple[str, ...]) -> FieldNode:
         if node is None:
             raise KeyError(path)
         if i < len(path) - 1:
-            selection_set = node_selection(node)
+            # A connection's nodes, or the elements of the list a connection hangs from (through).
+            selection_set = node_selection(node) if path[: i + 1] in nested else node.selection_set  # type: ignore[assignment]
     assert node is not None
     return node
 
 
 def _find_in(selection_set: SelectionSetNode, name: str) -> FieldNode | None:
     for sel in selection_set.selections:
-        if isinstance(sel, FieldNode) and sel.alias is None and sel.name.value == name:
+        if isinstance(sel, FieldNode) and response_key(sel) == name:
             return sel
         if isinstance(sel, InlineFragmentNode):
             found = _find_in(sel.selection_set, name)

@@ -41,7 +41,7 @@ def ids_resource(resource: Resource) -> Resource:
     fragment = parse(text).definitions[0]
     assert isinstance(fragment, FragmentDefinitionNode)
     # fragment_source takes part in equality (the builders' caches), fragment_ast does not.
-    return replace(resource, fragment_source=text, fragment_ast=fragment, nested=(), sort_key=None)
+    return replace(resource, fragment_source=text, fragment_ast=fragment, nested=(), sort_key=None, exportable=True)
 
 
 def nodes_query(resource: Resource, nested_first: Mapping[tuple[str, ...], int] | None = None) -> str:
