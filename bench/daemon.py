@@ -33,7 +33,9 @@ import aiohttp
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench._svg import Series, line_chart
 from bench.config import CORE_RESOURCES
+from shopsync.timeutil import parse_duration
 
 TOKEN = "shpat_bench_daemon_token"
 #: The engine's line at the end of each stream run: "... N records via PATH in 1.2s" (PATH may
@@ -179,9 +181,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             samples: list[float] = []
             by_resource: dict[str, list[float]] = {}
             rss_samples: list[float] = []
+            #: (seconds into the measurement, p50, p99, max) of each scrape: the plot's lines.
+            over_time: list[tuple[float, float, float, float]] = []
             while time.monotonic() - t0 < args.duration:
                 lags = await scrape_lags(session, url)
                 samples.extend(lags.values())
+                values = list(lags.values())
+                if values:
+                    over_time.append((time.monotonic() - t0, percentile(values, 0.5), percentile(values, 0.99), max(values)))
                 for (_, resource), lag in lags.items():
                     by_resource.setdefault(resource, []).append(lag)
                 rss_samples.append(memory_mb(daemon.pid)[0])
@@ -231,6 +238,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "run_seconds_p50": round(percentile(runs, 0.50), 2),
             "run_seconds_p99": round(percentile(runs, 0.99), 2),
             "lag_p99_s_by_resource": {r: round(percentile(v, 0.99), 1) for r, v in sorted(by_resource.items())},
+            "lag_over_time": [[round(v, 1) for v in row] for row in over_time],
             "streams_with_errors_at_end": errors,
             "shops_parked_at_end": parked,
             "stop_s": round(stop_s, 2),
@@ -245,6 +253,25 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 except TimeoutError:
                     proc.kill()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def lag_plot(results: dict[str, Any]) -> str:
+    """The SVG of the sync lag over the measurement: p50, p99 and max over every stream at each
+    scrape, against the bound the target allows (safety margin + every + 10 s)."""
+    rows = results["lag_over_time"]
+    bound = (parse_duration(results["safety_margin"]) + parse_duration(results["every"])).total_seconds() + 10
+    end = rows[-1][0] if rows else 1.0
+    return line_chart(
+        f"Sync lag of {results['streams']:,} streams, {results['shops']} shops, one daemon",
+        "seconds into the measurement",
+        "lag (s)",
+        [
+            Series("p50", [(t, p50) for t, p50, _, _ in rows]),
+            Series("p99", [(t, p99) for t, _, p99, _ in rows]),
+            Series("max", [(t, top) for t, _, _, top in rows]),
+            Series(f"target p99 ≤ {bound:g} s", [(0.0, bound), (end, bound)], dashed=True),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,14 +290,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--safety-margin", default="15s")
     parser.add_argument("--duration", type=float, default=None, help="measured seconds (default 300; quick 30)")
     parser.add_argument("--settle", type=float, default=None, help="seconds after the backfill before measuring")
-    parser.add_argument("--sample-every", type=float, default=5.0)
+    parser.add_argument(
+        "--sample-every", type=float, default=None, help="seconds between /metrics scrapes (Prometheus's usual 15 s; quick 5)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     parser.add_argument("--log-file", type=Path, default=None, help="write the daemons' log lines to this file")
+    parser.add_argument("--plot", type=Path, default=None, help="draw the lag over time as an SVG file (docs/daemon-lag.svg)")
     args = parser.parse_args(argv)
     args.shops = args.shops or (20 if args.quick else 200)
     args.orders = args.orders or (300 if args.quick else 1_000)
     args.duration = args.duration or (30.0 if args.quick else 300.0)
     args.settle = args.settle if args.settle is not None else (10.0 if args.quick else 60.0)
+    args.sample_every = args.sample_every or (5.0 if args.quick else 15.0)
     results = asyncio.run(bench(args))
     print(
         f"keeping up, over {results['measured_s']:.0f} s: CPU {results['daemon_cpu_percent_of_one_core']:.1f}% of one core "
@@ -287,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SIGTERM → exit {results['exit_code']} in {results['stop_s']:.2f} s")
     if args.json:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    if args.plot:
+        args.plot.write_text(lag_plot(results))
     return 0 if results["exit_code"] == 0 else 1
 
 

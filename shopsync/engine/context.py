@@ -63,6 +63,11 @@ class ShopRuntime:
     exports: ExportModel = field(default_factory=ExportModel)
     pages: dict[str, PageModel] = field(default_factory=dict)
     paginating: Counter[str] = field(default_factory=Counter)
+    #: The points each resource reading pages still expects to spend: its window's count × its
+    #: points per record (or, without a count, what its last paged window spent), less what its
+    #: pages have spent since. A resource absent here wants an unknown amount.
+    paging_points: dict[str, float] = field(default_factory=dict)
+    last_paged_points: dict[str, float] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     decisions_stored: dict[str, float] = field(default_factory=dict)  # when each was last written
     #: Each resource's (points per record by its page query's requested cost, page size).
@@ -73,6 +78,12 @@ class ShopRuntime:
 
     def page_model(self, resource: str) -> PageModel:
         return self.pages.setdefault(resource, PageModel())
+
+    def page_spent(self, resource: str, points: float) -> None:
+        """A page of ``resource`` spent ``points``: that much less is still wanted."""
+        left = self.paging_points.get(resource)
+        if left is not None:
+            self.paging_points[resource] = max(0.0, left - points)
 
 
 @dataclass

@@ -355,7 +355,7 @@ class SyncEngine:
             if state.path == "bulk" and ctx.resource.exportable:
                 return await slices.read_window(ctx, state)
             handed: list[StreamState] = []
-            with _paginating(ctx):
+            with _paginating(ctx, self._paging_demand(ctx, state)):
                 state = await paginated.read_window(ctx, state, search, hand_over=self._hand_over_check(ctx, handed))
             if handed:
                 state = handed[0]
@@ -371,6 +371,15 @@ class SyncEngine:
             state = state.rewound()
             await self.state_store.save_stream(state)
         return state
+
+    @staticmethod
+    def _paging_demand(ctx: StreamContext, state: StreamState) -> float | None:
+        """The points this window is expected to spend page by page: from the count its path was
+        chosen by, else what the stream's last paged window spent (None: never paged yet)."""
+        decision = ctx.shop.decisions.get(ctx.resource.name)
+        if decision is not None and decision.count is not None:
+            return path_choice.points_for(ctx, max(0, decision.count - state.records_in_window))
+        return ctx.shop.last_paged_points.get(ctx.resource.name)
 
     def _hand_over_check(self, ctx: StreamContext, handed: list[StreamState]) -> paginated.HandOver | None:
         """The check, after each page, whether the rest of the window is sooner exported (None
@@ -492,13 +501,20 @@ def _connection(shop: ShopConfig) -> _Connection:
 
 
 @contextmanager
-def _paginating(ctx: StreamContext) -> Iterator[None]:
-    """Count the stream among the shop's streams reading pages (they share its restore rate)."""
-    ctx.shop.paginating[ctx.resource.name] += 1
+def _paginating(ctx: StreamContext, demand: float | None) -> Iterator[None]:
+    """Count the stream among the shop's streams reading pages (they share its restore rate),
+    with the points it expects to spend (None: not known)."""
+    shop, name = ctx.shop, ctx.resource.name
+    shop.paginating[name] += 1
+    if demand is not None:
+        shop.paging_points[name] = demand
+    spent = ctx.meter.points
     try:
         yield
     finally:
-        ctx.shop.paginating[ctx.resource.name] -= 1
+        shop.paginating[name] -= 1
+        shop.paging_points.pop(name, None)
+        shop.last_paged_points[name] = ctx.meter.points - spent
 
 
 def _in_flight(state: StreamState) -> str:

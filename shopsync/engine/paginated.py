@@ -63,6 +63,11 @@ def _page_size(ctx: StreamContext) -> builder.PageSize:
     return builder.plan_page_size(ctx.resource, child_counts=counts or None, bucket_size=ctx.shop.budget.snapshot().capacity)
 
 
+def planned_page_size(ctx: StreamContext) -> int:
+    """The records the stream's next full page would hold (its ``first``)."""
+    return _page_size(ctx).first
+
+
 async def _execute_page(
     ctx: StreamContext,
     make_doc: Callable[[builder.PageSize], str],
@@ -263,7 +268,8 @@ async def _read_chain(
         state = state.with_page(end_cursor, len(records))
         await ctx.state_store.commit(state, records)
         ctx.observer.on_records(ctx.shop.name, ctx.resource.name, "paginated", len(records))
-        model.add_page(len(records), ctx.meter.points - points, ctx.meter.seconds - seconds)
+        model.add_page(len(records), ctx.meter.points - points, ctx.meter.seconds - seconds, full=info["hasNextPage"])
+        ctx.shop.page_spent(ctx.resource.name, ctx.meter.points - points)
         crashpoint("after_commit")
         if not info["hasNextPage"]:
             return state, None

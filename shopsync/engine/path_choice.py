@@ -9,6 +9,7 @@ the observer) and the state row ``<resource>@path`` that ``/status`` and ``shops
 from __future__ import annotations
 
 import logging
+import math
 
 import orjson
 
@@ -28,16 +29,31 @@ PATH_SUFFIX = "@path"
 STORE_EVERY = 300.0
 
 
+def _prior(ctx: StreamContext) -> tuple[float, int]:
+    """(points per record, page size) before pages were measured; costed once per resource and shop."""
+    prior = ctx.shop.prior_points.get(ctx.resource.name)
+    if prior is None:
+        prior = ctx.shop.prior_points[ctx.resource.name] = paginated.prior_points_per_record(ctx)
+    return prior
+
+
+def points_for(ctx: StreamContext, records: int) -> float:
+    """The points ``records`` records of this stream are expected to cost, read page by page."""
+    measured = ctx.shop.page_model(ctx.resource.name).points_per_record
+    return records * (measured if measured is not None else _prior(ctx)[0])
+
+
 def estimate(ctx: StreamContext, records: int) -> Estimate:
     """Both paths' estimated seconds for ``records`` root records of this stream, now."""
     runtime = ctx.shop
     name = ctx.resource.name
-    prior = runtime.prior_points.get(name)
-    if prior is None:
-        # Costed once per resource and shop: only used until pages have been measured.
-        prior = runtime.prior_points[name] = paginated.prior_points_per_record(ctx)
-    prior_ppr, page_size = prior
-    others = sum(n for r, n in runtime.paginating.items() if r != name)
+    prior_ppr, _ = _prior(ctx)
+    # What a full page holds now: the page planner sizes pages by the child counts seen, so the
+    # first pages' size (before those were known) says nothing about today's.
+    page_size = paginated.planned_page_size(ctx)
+    others = tuple(
+        runtime.paging_points.get(r, math.inf) for r, n in runtime.paginating.items() if r != name for _ in range(n)
+    )
     return planner.estimate(
         records,
         pages=runtime.page_model(name),
@@ -49,7 +65,7 @@ def estimate(ctx: StreamContext, records: int) -> Estimate:
         budget=planner.Budget(
             restore_rate=runtime.budget.restore_rate,
             available=runtime.budget.available(),
-            paginated_streams=others,
+            others=others,
             free_bulk_slots=runtime.bulk_slots.free,
         ),
     )
@@ -163,4 +179,4 @@ def decision_summary(state: StreamState | None) -> dict[str, object] | None:
     return {**loaded, "at": state.watermark}
 
 
-__all__ = ["PATH_SUFFIX", "choose", "decision_summary", "estimate", "paginated_is_faster", "record"]
+__all__ = ["PATH_SUFFIX", "choose", "decision_summary", "estimate", "paginated_is_faster", "points_for", "record"]

@@ -5,14 +5,17 @@ Standard bucket (100 points/s) but under a minute of one bulk export. So each wi
 are estimated from what shopsync has measured for that shop and resource:
 
 * **paginated** — the window's count × the points a record has actually cost on recent pages
-  (nested drains included) ÷ the restore rate left to this stream after the shop's other paginated
-  streams (less what the bucket holds now), and never less than the pages' round trips;
+  (nested drains included), less what the bucket holds now, at the restore rate shared fairly with
+  the shop's other paginated streams: until this window is done each of them takes what it still
+  wants, at most as much as this one (a stream paging an almost empty window is no competitor for
+  a minute); and never less than the pages' round trips;
 * **bulk** — the export time of the shop's recent operations as a function of their object count
   (a line fitted through them, a prior before any is seen), plus download and ingest at the rate
   recent files were written, plus a wait when every bulk slot of the shop is taken.
 
 The faster one is taken, with :data:`HYSTERESIS` against the stream's previous path so that a
-window near the break-even point does not flap. ``bulk_threshold``, when set, overrides all this
+window near the break-even point does not flap, and bulk only when it saves at least
+:data:`MIN_EXPORT_SAVING` seconds. ``bulk_threshold``, when set, overrides all this
 with today's fixed count. The same model decides, between pages, whether a paginated window's
 remainder would be sooner done by an export (:func:`should_hand_over`).
 """
@@ -40,8 +43,11 @@ PRIOR_INGEST_RATE = 10_000.0
 PRIOR_PAGE_SECONDS = 0.5
 #: At most this many cursor chains page one window at once (each a time slice of the window).
 MAX_PAGE_CHAINS = 8
-#: A chain is given at least this many pages of records (see :func:`page_chains`).
-MIN_PAGES_PER_CHAIN = 3
+#: A chain is given at least this many pages of records (see :func:`page_chains`). Cutting a rest
+#: costs count queries before any chain starts (one, plus two per cut) and a state row per slice;
+#: with 3 pages a chain a 200-shop daemon cut its ~8-page windows of every run, and the cutting
+#: and slice rows were a tenth of its CPU for a second or two saved per window.
+MIN_PAGES_PER_CHAIN = 10
 #: Recent operations and pages a model remembers (older ones no longer describe the shop's load).
 SAMPLES = 20
 #: Weight of the newest page in the running per-record cost.
@@ -51,6 +57,12 @@ MIN_EXPORT_RATE, MAX_EXPORT_RATE = 10.0, 1_000_000.0
 #: A paginated window hands over to an export only with at least this many records left, so the
 #: last pages of a window are never traded for an operation's overhead.
 MIN_HAND_OVER_RECORDS = 250
+#: Seconds an export must save over paging before a window is exported. An operation costs more
+#: than its wall time says: one of the shop's five slots, a result file to download and reassemble
+#: (the daemon's CPU, shared by every shop), polls. Without this floor a daemon of 200 shops whose
+#: small windows page at 0.8 s a round trip exported 8-product windows for 0.8 s saved, and those
+#: exports' CPU made every other page slower still.
+MIN_EXPORT_SAVING = 5.0
 
 
 @dataclass
@@ -106,12 +118,18 @@ class PageModel:
     seconds_per_page: float | None = None
     records_per_page: float | None = None
 
-    def add_page(self, records: int, points: float, seconds: float) -> None:
+    def add_page(self, records: int, points: float, seconds: float, *, full: bool = True) -> None:
+        """One page's records, points (its drains included) and round-trip seconds; ``full``:
+        more pages followed it, so it held as many records as a page holds."""
         self.seconds_per_page = _ewma(self.seconds_per_page, max(0.0, seconds))
         if records <= 0:
             return  # an empty page says how long a round trip takes, not what a record costs
         self.points_per_record = _ewma(self.points_per_record, max(0.0, points) / records)
-        self.records_per_page = _ewma(self.records_per_page, float(records))
+        if full:
+            # A window's last page holds what was left: in a daemon's small windows nearly every
+            # page is a last one, and counting them made pages look small, windows look long to
+            # page and round trips look like the limit.
+            self.records_per_page = _ewma(self.records_per_page, float(records))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,8 +138,10 @@ class Budget:
 
     restore_rate: float  # points per second refilled for the whole shop
     available: float  # points the bucket holds now
-    paginated_streams: int  # other streams of the shop reading pages right now (this one excluded)
     free_bulk_slots: int
+    #: The points each of the shop's other streams reading pages right now still wants (this one
+    #: excluded; ``math.inf`` where it is not known): they share the restore rate with this one.
+    others: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +161,9 @@ class Decision:
     """A window's path and why; ``estimate`` is None where no estimate was made."""
 
     path: Path
-    reason: str  # not_exportable, forced, full_refresh, no_count, backfill, threshold, estimate, hysteresis, hand_over
+    #: not_exportable, forced, full_refresh, no_count, backfill, threshold, estimate, hysteresis,
+    #: small_saving, hand_over
+    reason: str
     estimate: Estimate | None = None
     count: int | None = None
 
@@ -167,14 +189,16 @@ def estimate(
     prior_objects_per_root: float,
     budget: Budget,
 ) -> Estimate:
-    """Both paths' seconds for ``records`` root records of ``resource`` (see the module's doc)."""
+    """Both paths' seconds for ``records`` root records of ``resource`` (see the module's doc);
+    ``page_size`` is the records a full page holds now."""
     records = max(0, records)
     ppr = pages.points_per_record if pages.points_per_record is not None else prior_points_per_record
-    rate = max(budget.restore_rate, 1e-6) / (1 + max(0, budget.paginated_streams))
-    share = max(0.0, budget.available) / (1 + max(0, budget.paginated_streams))
-    budget_seconds = max(0.0, records * ppr - share) / rate
-    per_page = pages.records_per_page or float(max(1, page_size))
-    round_trips = math.ceil(records / max(per_page, 1.0)) * (pages.seconds_per_page or PRIOR_PAGE_SECONDS)
+    demand = records * ppr
+    # Fair sharing: by the time this window has its points, every other stream has had as many,
+    # or all it wanted if that is less. (With n others of unknown demand: (n + 1) × demand.)
+    shared = demand + sum(min(max(0.0, other), demand) for other in budget.others)
+    budget_seconds = max(0.0, shared - max(0.0, budget.available)) / max(budget.restore_rate, 1e-6)
+    round_trips = math.ceil(records / max(page_size, 1)) * (pages.seconds_per_page or PRIOR_PAGE_SECONDS)
     paginated = max(budget_seconds, round_trips)
 
     objects = records * exports.objects_per_root.get(resource, prior_objects_per_root)
@@ -188,6 +212,8 @@ def estimate(
 def decide(est: Estimate, *, previous: Path | None, count: int) -> Decision:
     """The faster path, unless the previous one is within :data:`HYSTERESIS` of it."""
     best = est.faster()
+    if best == "bulk" and est.paginated - est.bulk < MIN_EXPORT_SAVING:
+        return Decision(path="paginated", reason="small_saving", estimate=est, count=count)
     if previous is not None and previous != best:
         mine = est.bulk if previous == "bulk" else est.paginated
         other = est.paginated if previous == "bulk" else est.bulk
@@ -235,6 +261,7 @@ def _clamp_rate(rate: float) -> float:
 
 __all__ = [
     "HYSTERESIS",
+    "MIN_EXPORT_SAVING",
     "MAX_PAGE_CHAINS",
     "MIN_PAGES_PER_CHAIN",
     "Budget",

@@ -199,7 +199,7 @@ class Metrics:
         )
         self.path_decisions = Counter(
             "shopsync_path_decisions",
-            "Windows by the path chosen to read them and why (estimate, hysteresis, hand_over, backfill, "
+            "Windows by the path chosen to read them and why (estimate, hysteresis, small_saving, hand_over, backfill, "
             "threshold, forced, full_refresh, no_count, not_exportable).",
             [*sr, "path", "reason"],
             registry=r,

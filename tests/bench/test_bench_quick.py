@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import orjson
 import pytest
@@ -43,7 +44,7 @@ def number(text: str) -> float:
 #: Slices that mostly wait (the daemon's settle and measurement, the busy shop's burst and tail):
 #: started with the module when their test is selected, and run beside the others.
 BACKGROUND = {
-    "test_daemon_quick": ["daemon", "--quick"],
+    "test_daemon_quick": ["daemon", "--quick", "--plot", "{tmp}/lag.svg"],
     "test_busy_quick": ["busy", "--quick", "--json", "{tmp}/busy.json"],
 }
 
@@ -175,13 +176,17 @@ def test_chaos_quick() -> None:
 
 
 def test_daemon_quick(background: dict[str, tuple[subprocess.Popen[str], Path]]) -> None:
-    out, _ = finished(background, "test_daemon_quick")
+    out, folder = finished(background, "test_daemon_quick")
     backfill = figure(r"backfill of every stream: (\d+) s, (\d+) CPU s, peak RSS (\d+) MB", out)
     assert int(backfill[3]) > 0
     lag = figure(r"sync lag over ([\d,]+) samples: p50 ([\d.]+) s, p99 ([\d.]+) s, max ([\d.]+) s; (\d+) streams with errors, (\d+) shops parked", out)
     assert number(lag[1]) > 0 and float(lag[2]) <= float(lag[3]) <= float(lag[4])
     assert (lag[5], lag[6]) == ("0", "0")
     assert figure(r"SIGTERM → exit (\d+) in ([\d.]+) s", out)[1] == "0"
+    # The lag plot: an SVG with the p50, p99 and max lines and the target's line, each drawn.
+    svg = ElementTree.parse(folder / "lag.svg").getroot()  # noqa: S314 - the benchmark's own file
+    lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 4 and all(len(line.get("points", "").split()) >= 2 for line in lines)
 
 
 def test_budget_quick(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import io
 import logging
 import random
 import sqlite3
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -834,3 +835,18 @@ def test_resource_every_must_name_the_shops_resources(tmp_path):
         _settings(tmp_path, SHOP.format(n="a") + 'resources = ["orders"]\nresource_every = { gift_cards = "2h" }\n')
     with pytest.raises(ConfigError, match=r"resource_every\.orders: must be longer than 0"):
         _settings(tmp_path, SHOP.format(n="a") + 'resources = ["orders"]\nresource_every = { orders = 0 }\n')
+
+
+def test_interval_streams_run_at_fixed_phases_spread_over_the_interval():
+    """1,400 streams every 30 s: their next runs fall evenly over the interval (not within the
+    jitter of the daemon's start), each at the same phase whenever its trigger is made."""
+    specs = [ScheduleSpec(shop=f"sim{i}", resource=r, every=30.0) for i in range(200) for r in "abcdefg"]
+    now = datetime(2026, 12, 4, 12, 0, 0, 500_000, tzinfo=UTC)
+    due = [(s.trigger().get_next_fire_time(None, now) - now).total_seconds() for s in specs]
+    assert all(0 <= d <= 30 for d in due)
+    per_second = Counter(int(d) for d in due)
+    assert len(per_second) == 30 and max(per_second.values()) < 3 * len(specs) / 30, per_second
+    again = specs[7].trigger().get_next_fire_time(None, now)
+    assert again == specs[7].trigger().get_next_fire_time(None, now)
+    intervals = ((again - datetime(2000, 1, 1, tzinfo=UTC)).total_seconds() - specs[7].phase()) / 30
+    assert intervals == pytest.approx(round(intervals), abs=1e-4)

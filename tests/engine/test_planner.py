@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from shopsync.engine.planner import Budget, ExportModel, PageModel
 from shopsync.engine.slices import TOLERANCE, balanced_cuts
 from shopsync.engine.slots import BulkSlots
 
-STANDARD = Budget(restore_rate=100.0, available=0.0, paginated_streams=0, free_bulk_slots=5)
+STANDARD = Budget(restore_rate=100.0, available=0.0, free_bulk_slots=5)
 
 
 def est(records: int, *, pages: PageModel | None = None, exports: ExportModel | None = None, budget: Budget = STANDARD,
@@ -48,10 +49,39 @@ def test_measured_page_costs_replace_the_prior():
 
 def test_the_restore_rate_is_shared_with_the_shop_s_other_paginated_streams():
     alone = est(500)
-    shared = est(500, budget=Budget(restore_rate=100.0, available=0.0, paginated_streams=3, free_bulk_slots=5))
+    shared = est(500, budget=Budget(restore_rate=100.0, available=0.0, others=(math.inf,) * 3, free_bulk_slots=5))
     assert shared.paginated == pytest.approx(4 * alone.paginated)
-    full_bucket = est(500, budget=Budget(restore_rate=100.0, available=1000.0, paginated_streams=0, free_bulk_slots=5))
+    full_bucket = est(500, budget=Budget(restore_rate=100.0, available=1000.0, free_bulk_slots=5))
     assert full_bucket.paginated == pytest.approx((500 * 46 - 1000) / 100)
+
+
+def test_a_stream_paging_an_almost_empty_window_takes_only_what_it_wants_of_the_rate():
+    # Six other streams of the shop are reading pages, each wanting 50 points more: they are done
+    # long before this window's 23,000 points, so it waits for 300 of theirs, not 6 × 23,000.
+    few = est(500, budget=Budget(restore_rate=100.0, available=0.0, others=(50.0,) * 6, free_bulk_slots=5))
+    assert few.paginated == pytest.approx((500 * 46 + 6 * 50) / 100)
+    # One that wants more than this window waits as one of equals.
+    big = est(500, budget=Budget(restore_rate=100.0, available=0.0, others=(1e9,), free_bulk_slots=5))
+    assert big.paginated == pytest.approx(2 * 500 * 46 / 100)
+
+
+def test_an_export_must_save_enough_seconds_to_be_started():
+    # Bulk a little faster for 8 records: paged, since an export costs more than its wall time.
+    small = planner.Estimate(records=8, paginated=1.6, bulk=0.8)
+    decision = planner.decide(small, previous=None, count=8)
+    assert (decision.path, decision.reason) == ("paginated", "small_saving")
+    assert planner.decide(small, previous="bulk", count=8).path == "paginated"
+    worth = planner.Estimate(records=200, paginated=0.8 + planner.MIN_EXPORT_SAVING + 1, bulk=0.8)
+    assert planner.decide(worth, previous=None, count=200).path == "bulk"
+
+
+def test_a_window_s_last_page_does_not_make_pages_look_small():
+    pages = PageModel()
+    pages.add_page(records=20, points=920.0, seconds=0.5)  # full: more pages followed
+    for _ in range(10):
+        pages.add_page(records=3, points=138.0, seconds=0.5, full=False)  # small windows' last pages
+    assert pages.records_per_page == pytest.approx(20)
+    assert pages.points_per_record == pytest.approx(46)
 
 
 def test_export_model_fits_overhead_and_rate_from_observed_operations():
@@ -95,7 +125,7 @@ def test_hand_over_only_for_a_clearly_faster_export_of_enough_records():
 
 
 def test_no_free_slot_makes_bulk_slower():
-    busy = est(1_000, budget=Budget(restore_rate=100.0, available=0.0, paginated_streams=0, free_bulk_slots=0))
+    busy = est(1_000, budget=Budget(restore_rate=100.0, available=0.0, free_bulk_slots=0))
     assert busy.bulk == pytest.approx(est(1_000).bulk + planner.PRIOR_BULK_OVERHEAD)
 
 
@@ -211,7 +241,7 @@ def test_an_empty_page_teaches_the_round_trip_but_not_the_cost_of_a_record():
     assert pages.points_per_record is None and pages.records_per_page is None
     # The round trips of 44 records at the prior page size are then what was measured, not the
     # prior (on a bucket fast enough that round trips are the limit).
-    fast = Budget(restore_rate=1e6, available=0.0, paginated_streams=0, free_bulk_slots=5)
+    fast = Budget(restore_rate=1e6, available=0.0, free_bulk_slots=5)
     assert est(44, pages=pages, budget=fast).paginated < est(44, budget=fast).paginated / 10
 
 
@@ -231,9 +261,10 @@ def test_latency_bound_chains_reach_the_restore_rate_plus_one_within_the_caps():
     assert planner.page_chains(pages, 2_000.0, 100_000) == 3
     assert planner.page_chains(pages, 1_000_000.0, 100_000) == planner.MAX_PAGE_CHAINS
     assert planner.page_chains(pages, 1_000_000.0, 100_000, max_chains=4) == 4
-    # The rest fills only so many chains of MIN_PAGES_PER_CHAIN pages: 130 records, 20 a page.
-    assert planner.page_chains(pages, 2_000.0, 130) == 2
-    assert planner.page_chains(pages, 2_000.0, 119) == 1
+    # The rest fills only so many chains of MIN_PAGES_PER_CHAIN pages, 20 records a page.
+    fill = 20 * planner.MIN_PAGES_PER_CHAIN
+    assert planner.page_chains(pages, 2_000.0, 2 * fill + 10) == 2
+    assert planner.page_chains(pages, 2_000.0, 2 * fill - 1) == 1
 
 
 async def test_a_cut_is_not_put_on_a_dense_second_both_neighbours_would_read():

@@ -318,6 +318,25 @@ def test_parent_child_bulk_query(resources):
     )
 
 
+def test_a_window_s_bulk_query_is_the_document_built_and_validated_for_its_search(resources):
+    """Each window's search goes into a query validated once per resource: the document is the
+    one built and validated for that very search (only the printer's line breaks may differ),
+    also for a search that needs escaping."""
+    from graphql import print_ast
+
+    from shopsync.queries.builder.bulk import _built_bulk_query
+
+    def same(text: str) -> str:
+        return print_ast(parse(text))
+
+    searches = ["updated_at:>='2026-01-01T00:00:00Z' AND updated_at:<='2026-01-01T00:10:00Z'", 'tag:"a\\\\b" \u00e9']
+    for resource in resources.values():
+        if not resource.exportable or resource.singular or not resource.incremental:
+            continue  # no search: read whole
+        for search in searches:
+            assert same(b.bulk_query(resource, search)) == same(_built_bulk_query(resource, search)), resource.name
+
+
 def test_static_documents():
     assert "groupObjects: false" in b.bulk_mutation()
     assert b.bulk_mutation().startswith("mutation RunBulk($query: String!)")
