@@ -60,8 +60,7 @@ MIN_HAND_OVER_RECORDS = 250
 #: Seconds an export must save over paging before a window is exported. An operation costs more
 #: than its wall time says: one of the shop's five slots, a result file to download and reassemble
 #: (the daemon's CPU, shared by every shop), polls. Without this floor a daemon of 200 shops whose
-#: small windows page at 0.8 s a round trip exported 8-product windows for 0.8 s saved, and those
-#: exports' CPU made every other page slower still.
+#: small windows paged at 0.8 s a round trip exported 8-product windows for 0.8 s saved.
 MIN_EXPORT_SAVING = 5.0
 
 

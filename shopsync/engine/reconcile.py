@@ -58,7 +58,7 @@ from shopsync.errors import (
 )
 from shopsync.observability.metrics import Metrics
 from shopsync.queries import Resource, builder
-from shopsync.queries.builder.reconcile import MAX_NODE_IDS, ids_resource, nodes_query
+from shopsync.queries.builder.reconcile import MAX_NODE_IDS, exists_query, ids_resource, nodes_query
 from shopsync.settings import ShopConfig
 from shopsync.shopify.shape import bulk_start_problem, page_nodes
 from shopsync.state import Deletion, Record, StateStore, StreamState
@@ -489,7 +489,7 @@ async def _execute(
 async def _existing(ctx: StreamContext, ids: Sequence[str]) -> set[str]:
     """Those of ``ids`` that Shopify still returns by id."""
     found: set[str] = set()
-    document = nodes_query(ids_resource(ctx.resource))
+    document = exists_query()
     for start in range(0, len(ids), MAX_NODE_IDS):
         chunk = list(ids[start : start + MAX_NODE_IDS])
         found.update(node["id"] for node in await _nodes(ctx, document, chunk, "deletion check"))

@@ -514,3 +514,14 @@ def test_the_order_resources_page_only_and_their_scopes(resources):
         assert resources[name].exportable, name
     for name in ("order_transactions", "order_refunds", "order_shipping_discounts"):
         assert resources[name].required_scopes == ("read_all_orders", "read_orders"), name
+
+
+def test_the_existence_check_asks_the_node_interface_for_ids_whatever_their_type():
+    """A discount listed as a DiscountNode has the id of a DiscountCodeNode or a
+    DiscountAutomaticNode: ``... on DiscountNode`` would answer ``{}`` for one that exists."""
+    from shopsync.queries.builder.reconcile import exists_query
+
+    document = parse_and_validate(exists_query(), origin="test")
+    nodes = document.definitions[0].selection_set.selections[0]
+    assert nodes.name.value == "nodes"
+    assert [s.name.value for s in nodes.selection_set.selections] == ["id"]  # no inline fragment

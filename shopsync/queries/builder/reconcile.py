@@ -69,4 +69,16 @@ def _nodes_query(resource: Resource, sizes_key: tuple) -> str:
     return finish_document(document, resource, "nodes")
 
 
-__all__ = ["MAX_NODE_IDS", "ids_resource", "nodes_query"]
+@lru_cache(maxsize=1)
+def exists_query() -> str:
+    """``query Exists($ids: [ID!]!)``: the ids of ``$ids`` that still exist (``null`` for the rest).
+
+    ``id`` is asked of the ``Node`` interface itself, not under ``... on <type>``: an id resolves
+    to the type it names, which is not always the resource's (a discount listed as a
+    ``DiscountNode`` has the id of a ``DiscountCodeNode`` or a ``DiscountAutomaticNode``), and a
+    fragment on another type would answer ``{}`` for a record that exists."""
+    text = "query Exists($ids: [ID!]!) {\n  nodes(ids: $ids) { id }\n}"
+    return finish_document(parse(text), None, "exists")
+
+
+__all__ = ["MAX_NODE_IDS", "exists_query", "ids_resource", "nodes_query"]
