@@ -115,8 +115,11 @@ async def test_injected_faults_are_each_retried_once(session):
 
 async def test_two_budgets_on_one_app_bucket_recover_from_throttling(session):
     # Two clients with separate budgets but the same app token over-draw one bucket: Shopify
-    # (here the simulator) answers THROTTLED and both clients wait and resend until done.
-    async with run_simulator(sim_config(maximum_available=1000.0, restore_rate=1000.0)) as sim:
+    # (here the simulator) answers THROTTLED and both clients wait and resend until done. Each
+    # budget sends its twelve pages (624 points) at once; together they ask 1,248 of a bucket of
+    # 1,000 that restores 100 a second, so the bucket is over-drawn unless answering them took
+    # 2.5 s (at 1,000 a second, a busy machine's 0.25 s was enough to hide it).
+    async with run_simulator(sim_config(maximum_available=1000.0, restore_rate=100.0)) as sim:
         shop = sim.shop()
         rec = Recorder()
         a = client_for(shop, session, observer=rec)
