@@ -70,8 +70,8 @@ class ShopRuntime:
     last_paged_points: dict[str, float] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     decisions_stored: dict[str, float] = field(default_factory=dict)  # when each was last written
-    #: Each resource's (points per record by its page query's requested cost, page size).
-    prior_points: dict[str, tuple[float, int]] = field(default_factory=dict)
+    #: Each resource's points per record by its page query's requested cost (before pages are measured).
+    prior_points: dict[str, float] = field(default_factory=dict)
 
     def stats_for(self, resource: str, path: tuple[str, ...]) -> ChildStats:
         return self.child_stats.setdefault((resource, path), ChildStats())

@@ -268,8 +268,9 @@ async def _read_chain(
         state = state.with_page(end_cursor, len(records))
         await ctx.state_store.commit(state, records)
         ctx.observer.on_records(ctx.shop.name, ctx.resource.name, "paginated", len(records))
-        model.add_page(len(records), ctx.meter.points - points, ctx.meter.seconds - seconds, full=info["hasNextPage"])
-        ctx.shop.page_spent(ctx.resource.name, ctx.meter.points - points)
+        spent = ctx.meter.points - points
+        model.add_page(len(records), spent, ctx.meter.seconds - seconds, full=info["hasNextPage"])
+        ctx.shop.page_spent(ctx.resource.name, spent)
         crashpoint("after_commit")
         if not info["hasNextPage"]:
             return state, None
@@ -389,8 +390,8 @@ def _page_document(resource: Resource, size: builder.PageSize) -> str:
     return builder.page_query(resource, size.first, size.nested_first)
 
 
-def prior_points_per_record(ctx: StreamContext) -> tuple[float, int]:
-    """What a record costs before any page was read, and the page size it assumes.
+def prior_points_per_record(ctx: StreamContext) -> float:
+    """What a record costs before any page was read.
 
     The requested cost of one record with each nested list at its typical length: the median seen
     on pages, else the shop's exports' objects per record spread over the lists, else the
@@ -405,7 +406,7 @@ def prior_points_per_record(ctx: StreamContext) -> tuple[float, int]:
             typical[nested.path] = max(1.0, median)
         elif per_root is not None:
             typical[nested.path] = max(1.0, (per_root - 1) / len(lists))
-    return float(builder.record_cost(resource, typical)), _page_size(ctx).first
+    return float(builder.record_cost(resource, typical))
 
 
 async def parent_ids(ctx: StreamContext, *, page_label: str, operation_label: str = "parents") -> list[str]:

@@ -29,8 +29,8 @@ PATH_SUFFIX = "@path"
 STORE_EVERY = 300.0
 
 
-def _prior(ctx: StreamContext) -> tuple[float, int]:
-    """(points per record, page size) before pages were measured; costed once per resource and shop."""
+def _prior(ctx: StreamContext) -> float:
+    """Points per record before pages were measured; costed once per resource and shop."""
     prior = ctx.shop.prior_points.get(ctx.resource.name)
     if prior is None:
         prior = ctx.shop.prior_points[ctx.resource.name] = paginated.prior_points_per_record(ctx)
@@ -40,14 +40,14 @@ def _prior(ctx: StreamContext) -> tuple[float, int]:
 def points_for(ctx: StreamContext, records: int) -> float:
     """The points ``records`` records of this stream are expected to cost, read page by page."""
     measured = ctx.shop.page_model(ctx.resource.name).points_per_record
-    return records * (measured if measured is not None else _prior(ctx)[0])
+    return records * (measured if measured is not None else _prior(ctx))
 
 
 def estimate(ctx: StreamContext, records: int) -> Estimate:
     """Both paths' estimated seconds for ``records`` root records of this stream, now."""
     runtime = ctx.shop
     name = ctx.resource.name
-    prior_ppr, _ = _prior(ctx)
+    prior_ppr = _prior(ctx)
     # What a full page holds now: the page planner sizes pages by the child counts seen, so the
     # first pages' size (before those were known) says nothing about today's.
     page_size = paginated.planned_page_size(ctx)
