@@ -17,10 +17,11 @@ bucket and each in its own process:
 
 (b) and (c) use aiohttp and orjson and send shopsync's own documents (the ``OrderRecord``
 fragment, ``sortKey: UPDATED_AT``, an ``updated_at`` search string; the schema-validated texts of
-``shopsync.queries.builder``), at a fixed ``orders(first: 8)`` with ``lineItems(first: 8)``:
-850 points requested, the largest even pair under Shopify's 1,000-point cap since line items carry
-their tax lines (9 and 9 ask 1,046; 50 and 50 would be refused as ``MAX_COST_EXCEEDED``). An
-order with more line items has the rest read with ``node(id:)`` pages of ``DRAIN_PAGE`` (90). They read ``extensions.cost`` only for their own figures.
+``shopsync.queries.builder``), at a fixed ``orders(first: 7)`` with ``lineItems(first: 8)``:
+968 points requested, near Shopify's 1,000-point cap since line items carry their tax lines and
+discount allocations (8 and 8 ask 1,106; 50 and 50 would be refused as ``MAX_COST_EXCEEDED``). An
+order with more line items has the rest read with ``node(id:)`` pages of shopsync's own drain
+size (``builder.drain_first``: 71). They read ``extensions.cost`` only for their own figures.
 
 What is measured, the same way for all three, by the simulator (every GraphQL answer is noted
 with its instant, requested and actual cost):
@@ -72,11 +73,9 @@ from shopsync.simulator.config import PLANS, DataConfig, FaultConfig, SimConfig
 from shopsync.simulator.server import SimulatedShop, run_simulator
 
 TOKEN_ENV = "BENCH_BUDGET_TOKEN"
-#: The fixed page of (b) and (c): 8 orders × 8 line items = 850 points requested.
-FIXED_FIRST = 8
+#: The fixed page of (b) and (c): 7 orders × 8 line items = 968 points requested, near the cap.
+FIXED_FIRST = 7
 FIXED_LINE_ITEMS = 8
-#: shopsync's own drain page (builder.DRAIN_PAGE), which fits the cap.
-DRAIN_FIRST = 90
 SLICES = 8  # (c): time slices and semaphore permits
 BACKOFF_BASE_S = 1.0  # simulated
 BACKOFF_CAP_S = 32.0  # simulated
@@ -100,15 +99,18 @@ TARGET_OVER_SEMAPHORE = 2.0
 # ---------------------------------------------------------------------------------------------
 # The clients (b) and (c): run as ``python -m bench.budget --client NAME …`` children
 # ---------------------------------------------------------------------------------------------
-def _documents() -> tuple[str, str]:
+def _documents() -> tuple[str, tuple[str, int]]:
     """shopsync's page and line-item drain documents for orders (builder output, schema-valid)."""
-    from shopsync.queries.builder.paginated import drain_query, page_query
+    from shopsync.queries.builder import drain_first, drain_query, page_query, requested_cost_of
     from shopsync.queries.loader import load_resources
 
     orders = load_resources()["orders"]
     nested = orders.nested_at(("lineItems",))
     page = page_query(orders, FIXED_FIRST, {("lineItems",): FIXED_LINE_ITEMS})
-    return page, drain_query(orders, nested, DRAIN_FIRST)
+    assert requested_cost_of(page, {"first": FIXED_FIRST}) <= 1000, "the fixed page must fit Shopify's cap"
+    # shopsync's own drain page, which fits the cap.
+    first = drain_first(orders, nested)
+    return page, (drain_query(orders, nested, first), first)
 
 
 def _ts(epoch: float) -> str:
@@ -164,8 +166,10 @@ class Client:
 Retry = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 
-async def read_window(client: Client, search: str, page: str, drain: str, retry: Retry) -> None:
-    """Page one search through ``retry``; drain the line items of orders that have more."""
+async def read_window(client: Client, search: str, page: str, drain: tuple[str, int], retry: Retry) -> None:
+    """Page one search through ``retry``; drain the line items of orders that have more
+    (``drain``: the document and its page size)."""
+    drain_doc, drain_size = drain
     after: str | None = None
     while True:
         data = await retry(page, {"first": FIXED_FIRST, "after": after, "query": search})
@@ -177,7 +181,7 @@ async def read_window(client: Client, search: str, page: str, drain: str, retry:
             li_after = items["pageInfo"]["endCursor"]
             more = items["pageInfo"]["hasNextPage"]
             while more:
-                got = await retry(drain, {"id": order["id"], "first": DRAIN_FIRST, "after": li_after})
+                got = await retry(drain_doc, {"id": order["id"], "first": drain_size, "after": li_after})
                 rest = got["node"]["lineItems"]
                 count += len(rest["edges"])
                 li_after, more = rest["pageInfo"]["endCursor"], rest["pageInfo"]["hasNextPage"]

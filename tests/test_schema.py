@@ -52,7 +52,7 @@ def shipped_documents():
         if r.parent_field:
             docs.append((f"{name} parents", b.parent_ids_query(r)))
         for nc in r.all_nested():
-            docs.append((f"{name} drain {'.'.join(nc.path)}", b.drain_query(r, nc, b.DRAIN_PAGE)))
+            docs.append((f"{name} drain {'.'.join(nc.path)}", b.drain_query(r, nc, b.drain_first(r, nc))))
         if not r.exportable:  # bulk: no — read page by page only
             continue
         docs.append((f"{name} bulk", b.bulk_query(r, None)))
@@ -111,8 +111,9 @@ def test_planned_pages_and_drains_fit_the_cost_cap(name):
     doc = b.page_query(r, size.first, size.nested_first)
     assert b.requested_cost_of(doc, {"first": size.first}) <= MAX_QUERY_COST
     for nc in r.all_nested():
-        drain = b.drain_query(r, nc, b.DRAIN_PAGE)
-        assert b.requested_cost_of(drain, {"first": b.DRAIN_PAGE}) <= MAX_QUERY_COST
+        first = b.drain_first(r, nc)
+        drain = b.drain_query(r, nc, first)
+        assert b.requested_cost_of(drain, {"first": first}) <= MAX_QUERY_COST
 
 
 PAGE_ONLY = sorted(n for n, r in RESOURCES.items() if not r.exportable)
@@ -130,8 +131,14 @@ def test_page_only_resources_would_break_the_bulk_rules(name):
     with pytest.raises(ValueError, match="page by page only"):
         b.bulk_query(r, None)
     _doc, problems = check_bulk_query(load_schema(), _bulk_query(r, None))
-    assert any("implementing Node" in p for p in problems), problems
+    # Returns' line items are a third level of connections; fulfillments' line items hang from a
+    # list's elements, which shopsync's bulk reassembly does not join (Shopify's rules are silent
+    # on it: no refusal to expect); the rest do not implement Node.
+    why = {"order_return_lines": "nesting depth", "order_fulfillment_lines": None}.get(name, "implementing Node")
+    assert why is None or any(why in p for p in problems), problems
 
 
 def test_the_page_only_resources():
-    assert PAGE_ONLY == ["discount_nodes", "order_refunds", "order_shipping_discounts"]
+    assert PAGE_ONLY == [
+        "discount_nodes", "order_fulfillment_lines", "order_refunds", "order_return_lines", "order_shipping_discounts",
+    ]  # fmt: skip

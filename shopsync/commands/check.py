@@ -181,7 +181,7 @@ def resource_documents(resource: Resource) -> Iterator[tuple[str, str]]:
     if resource.parent_field:
         yield f"{name} parents", b.parent_ids_query(resource)
     for nc in resource.all_nested():
-        yield f"{name} drain {'.'.join(nc.path)}", b.drain_query(resource, nc, b.DRAIN_PAGE)
+        yield f"{name} drain {'.'.join(nc.path)}", b.drain_query(resource, nc, b.drain_first(resource, nc))
     if resource.exportable:  # bulk: no resources are never exported
         yield f"{name} bulk", b.bulk_query(resource, None)
     count = b.count_query(resource)

@@ -152,12 +152,13 @@ async def _complete(ctx: StreamContext, node: Mapping[str, Any]) -> dict[str, An
         drain = pending.pop(0)
         after: str | None = drain.after
         shape = drain_shape(drain.nested)
-        document = builder.drain_query(ctx.resource, drain.nested, builder.DRAIN_PAGE)
+        first = builder.drain_first(ctx.resource, drain.nested)
+        document = builder.drain_query(ctx.resource, drain.nested, first)
         what = f"drain of {drain.nested.field} of {drain.parent_id}"
         seen: set[str] = set()
         while True:
             fetch = partial(
-                _execute_drain, ctx, document, {"id": drain.parent_id, "first": builder.DRAIN_PAGE, "after": after}, shape
+                _execute_drain, ctx, document, {"id": drain.parent_id, "first": first, "after": after}, shape
             )
             conn = await read_advancing_page(ctx, fetch, shape, after, seen, what)
             if conn is None:

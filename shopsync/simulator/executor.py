@@ -88,7 +88,7 @@ from shopsync.simulator.exec_context import (
     Resolver,
     record_error,
 )
-from shopsync.simulator.fulfilment_fields import FULFILMENT_SPECIALS
+from shopsync.simulator.fulfilment_fields import FULFILMENT_NODES, FULFILMENT_SPECIALS
 from shopsync.simulator.inventory_fields import SPECIALS, Special
 from shopsync.simulator.media_fields import MEDIA_SPECIALS
 from shopsync.simulator.metafield_fields import METAFIELD_SPECIALS
@@ -126,7 +126,7 @@ class Executor:
         self.schema = schema or load_schema()
         self.root_resolvers: dict[str, Resolver] = builtin_root_resolvers()
         self.mutations: dict[str, Resolver] = {}
-        self.node_resolvers: dict[str, Resolver] = {}
+        self.node_resolvers: dict[str, Resolver] = dict(FULFILMENT_NODES)
         self.specials: dict[tuple[str, str], Special] = {
             **SPECIALS, **PAYMENTS_SPECIALS, **METAFIELD_SPECIALS, **COLLECTION_SPECIALS, **MEDIA_SPECIALS,
             **FULFILMENT_SPECIALS, **ORDER_DETAIL_SPECIALS,

@@ -30,6 +30,7 @@ MODELLED_FIELDS: dict[str, frozenset[str]] = {
     "LineItem": frozenset({
         "id", "name", "title", "sku", "vendor", "quantity", "currentQuantity", "taxable", "requiresShipping",
         "variantTitle", "variant", "product", "originalUnitPriceSet", "discountedUnitPriceSet", "taxLines",
+        "discountAllocations",
     }),
     "OrderTransaction": frozenset({
         "id", "kind", "status", "gateway", "createdAt", "processedAt", "amountSet", "test",
@@ -49,6 +50,7 @@ MODELLED_FIELDS: dict[str, frozenset[str]] = {
         "index", "allocationMethod", "targetSelection", "targetType", "value", "title", "description",
     }),
     "PricingPercentageValue": frozenset({"percentage"}),
+    "DiscountAllocation": frozenset({"allocatedAmountSet", "discountApplication"}),
     "OrderRiskSummary": frozenset({"recommendation", "assessments"}),
     "OrderRiskAssessment": frozenset({"riskLevel", "provider", "facts"}),
     "RiskFact": frozenset({"description", "sentiment"}),
@@ -110,9 +112,16 @@ MODELLED_FIELDS: dict[str, frozenset[str]] = {
     "Fulfillment": frozenset({
         "id", "name", "status", "displayStatus", "createdAt", "updatedAt", "inTransitAt", "deliveredAt",
         "estimatedDeliveryAt", "totalQuantity", "requiresShipping", "location", "trackingInfo",
+        "fulfillmentLineItems",
     }),
+    "FulfillmentLineItem": frozenset({"id", "quantity", "lineItem", "originalTotalSet", "discountedTotalSet"}),
     "FulfillmentTrackingInfo": frozenset({"company", "number", "url"}),
-    "Return": frozenset({"id", "name", "status", "createdAt", "requestApprovedAt", "closedAt", "totalQuantity"}),
+    "Return": frozenset({"id", "name", "status", "createdAt", "requestApprovedAt", "closedAt", "totalQuantity", "returnLineItems"}),
+    "ReturnLineItem": frozenset({
+        "id", "quantity", "processedQuantity", "unprocessedQuantity", "processableQuantity", "refundableQuantity",
+        "refundedQuantity", "customerNote", "returnReasonNote", "returnReasonDefinition", "fulfillmentLineItem",
+    }),
+    "ReturnReasonDefinition": frozenset({"id", "handle", "name", "deleted"}),
     # shopsync/simulator/media_fields.py
     "MediaImage": frozenset({"id", "alt", "mediaContentType", "status", "createdAt", "updatedAt", "mimeType", "image"}),
     "Video": frozenset({"id", "alt", "mediaContentType", "status", "createdAt", "updatedAt", "filename", "duration"}),

@@ -10,6 +10,9 @@ a function of the stored order (:mod:`shopsync.simulator.order_records`):
   free and no item needs shipping);
 - ``discountApplications``: one per discounted line item, in line-item order (``index`` 0, 1, …),
   a code, automatic or manual discount in turn, valued as a percentage (code) or an amount;
+- a line item's ``discountAllocations``: none, or for a discounted one the whole discount of its
+  units (original less discounted unit price, times the quantity), allocated from its own entry of
+  ``discountApplications``;
 - a refund's ``refundLineItems`` (every line item for a REFUNDED order, one unit of the first
   for a partial refund), ``transactions`` (the order's REFUND transactions) and ``processedAt``
   (its ``createdAt``);
@@ -37,10 +40,13 @@ from shopsync.simulator.vocabulary import ADDRESSES, PRESENTMENT, SHOP_CURRENCY
 
 __all__ = [
     "ORDER_DETAIL_SPECIALS",
+    "cents",
     "discount_applications",
+    "line_item_discount_allocations",
     "line_item_tax_lines",
     "order_risk",
     "order_tax_lines",
+    "presentment",
     "refund_line_items",
     "shipping_lines",
 ]
@@ -52,11 +58,19 @@ _SHIPPING = {499: ("Standard", "STANDARD"), 999: ("Express", "EXPRESS"), 1500: (
 _DISCOUNT_KINDS = ("DiscountCodeApplication", "AutomaticDiscountApplication", "ManualDiscountApplication")
 
 
-def _cents(bag: dict | None) -> int:
+def cents(bag: dict | None) -> int:
+    """The shop-currency amount of a MoneyBag, in cents."""
     return int(Decimal((bag or {}).get("shopMoney", {}).get("amount") or "0") * 100)
 
 
-def _presentment(order: dict) -> tuple[str, int, int] | None:
+def _discounted(item: dict) -> bool:
+    """Whether the line item was sold below its price (so it has a discount application)."""
+    price = cents(item.get("originalUnitPriceSet"))
+    return 0 < price and cents(item.get("discountedUnitPriceSet")) < price
+
+
+def presentment(order: dict) -> tuple[str, int, int] | None:
+    """The order's presentment currency (code and rate, for :func:`money_bag`), or ``None`` in the shop's."""
     code = order.get("presentmentCurrencyCode")
     return next((p for p in PRESENTMENT if p[0] == code), None) if code != SHOP_CURRENCY else None
 
@@ -66,10 +80,10 @@ def _region(order: dict) -> tuple:
     return next((a for a in ADDRESSES if a[0] == city), ADDRESSES[0])
 
 
-def _tax_line(order: dict, cents: int, pres: tuple[str, int, int] | None) -> dict:
+def _tax_line(order: dict, amount: int, pres: tuple[str, int, int] | None) -> dict:
     region = _region(order)
     rate = region[7]
-    bag = money_bag(cents, pres)
+    bag = money_bag(amount, pres)
     return {
         "__typename": "TaxLine",
         "title": _TAX_TITLES.get(region[5], "VAT"),
@@ -78,14 +92,14 @@ def _tax_line(order: dict, cents: int, pres: tuple[str, int, int] | None) -> dic
         "source": "Shopify",
         "channelLiable": False,
         "priceSet": bag,
-        "price": money_amount(cents),
+        "price": money_amount(amount),
     }
 
 
 def order_tax_lines(order: dict) -> list[dict]:
     """The order's tax lines: its whole tax at its billing city's rate (pure)."""
-    tax = _cents(order.get("totalTaxSet"))
-    return [_tax_line(order, tax, _presentment(order))] if tax > 0 else []
+    tax = cents(order.get("totalTaxSet"))
+    return [_tax_line(order, tax, presentment(order))] if tax > 0 else []
 
 
 def line_item_tax_lines(order: dict, item: dict) -> list[dict]:
@@ -93,19 +107,19 @@ def line_item_tax_lines(order: dict, item: dict) -> list[dict]:
     if not item.get("taxable"):
         return []
     rate = _region(order)[7]
-    line = _cents(item.get("discountedUnitPriceSet")) * int(item.get("quantity") or 0)
+    line = cents(item.get("discountedUnitPriceSet")) * int(item.get("quantity") or 0)
     tax = line * rate // (1000 + rate) if order.get("taxesIncluded") else line * rate // 1000
-    return [_tax_line(order, tax, _presentment(order))] if tax > 0 else []
+    return [_tax_line(order, tax, presentment(order))] if tax > 0 else []
 
 
 def shipping_lines(order: dict) -> list[dict]:
     """The order's shipping lines (pure)."""
-    cents = _cents(order.get("totalShippingPriceSet"))
-    if cents == 0 and not any(li.get("requiresShipping") for li in order.get("lineItems") or ()):
+    amount = cents(order.get("totalShippingPriceSet"))
+    if amount == 0 and not any(li.get("requiresShipping") for li in order.get("lineItems") or ()):
         return []
     idx = numeric_id(order["id"]) - ID_BASE["Order"]
-    title, code = _SHIPPING.get(cents, ("Free shipping", "FREE"))
-    bag = order.get("totalShippingPriceSet") or money_bag(0, _presentment(order))
+    title, code = _SHIPPING.get(amount, ("Free shipping", "FREE"))
+    bag = order.get("totalShippingPriceSet") or money_bag(0, presentment(order))
     return [{
         "__typename": "ShippingLine",
         "id": f"gid://shopify/ShippingLine/{SHIPPING_LINE_BASE + idx * 16}",
@@ -117,7 +131,7 @@ def shipping_lines(order: dict) -> list[dict]:
         "phone": None,
         "custom": False,
         "isRemoved": False,
-        "shippingRateHandle": f"shopify-{code}-{cents}",
+        "shippingRateHandle": f"shopify-{code}-{amount}",
         "originalPriceSet": bag,
         "discountedPriceSet": bag,
         "currentDiscountedPriceSet": bag,
@@ -128,12 +142,12 @@ def shipping_lines(order: dict) -> list[dict]:
 def discount_applications(order: dict) -> list[dict]:
     """One discount application per discounted line item, in line-item order (pure)."""
     out: list[dict] = []
-    pres = _presentment(order)
+    pres = presentment(order)
     for item in order.get("lineItems") or ():
-        price = _cents(item.get("originalUnitPriceSet"))
-        paid = _cents(item.get("discountedUnitPriceSet"))
-        if paid >= price or price <= 0:
+        if not _discounted(item):
             continue
+        price = cents(item.get("originalUnitPriceSet"))
+        paid = cents(item.get("discountedUnitPriceSet"))
         k = len(out)
         kind = _DISCOUNT_KINDS[k % len(_DISCOUNT_KINDS)]
         app: dict[str, Any] = {
@@ -157,6 +171,20 @@ def discount_applications(order: dict) -> list[dict]:
                 app["description"] = "Applied at the till"
         out.append(app)
     return out
+
+
+def line_item_discount_allocations(order: dict, item: dict) -> list[dict]:
+    """The discount allocated to line item ``item`` of ``order`` (pure): none if it paid full price,
+    else its units' whole discount, from the application :func:`discount_applications` made for it."""
+    items = list(order.get("lineItems") or ())
+    pos = next((i for i, li in enumerate(items) if li.get("id") == item.get("id")), None)
+    if pos is None or not _discounted(item):
+        return []
+    # The k-th discounted line item has the k-th application.
+    app = discount_applications(order)[sum(map(_discounted, items[:pos]))]
+    unit_discount = cents(item.get("originalUnitPriceSet")) - cents(item.get("discountedUnitPriceSet"))
+    amount = unit_discount * int(item.get("quantity") or 0)
+    return [{"__typename": "DiscountAllocation", "allocatedAmountSet": money_bag(amount, presentment(order)), "discountApplication": app}]
 
 
 #: Shopify's own assessment by the order's index: (risk level, facts as (description, sentiment)).
@@ -194,14 +222,14 @@ def refund_line_items(order: dict, refund: dict) -> list[dict]:
     if not full:
         items = items[:1]
     idx = numeric_id(order["id"]) - ID_BASE["Order"]
-    pres = _presentment(order)
+    pres = presentment(order)
     restock = "CANCEL" if order.get("cancelledAt") else "RETURN" if full else "NO_RESTOCK"
     out = []
     for pos, item in enumerate(items):
         qty = int(item.get("quantity") or 0) if full else 1
-        unit = _cents(item.get("discountedUnitPriceSet"))
+        unit = cents(item.get("discountedUnitPriceSet"))
         taxes = line_item_tax_lines(order, item)
-        tax = sum(_cents(t["priceSet"]) for t in taxes) * qty // max(1, int(item.get("quantity") or 1))
+        tax = sum(cents(t["priceSet"]) for t in taxes) * qty // max(1, int(item.get("quantity") or 1))
         out.append({
             "__typename": "RefundLineItem",
             "id": f"gid://shopify/RefundLineItem/{REFUND_LINE_ITEM_BASE + idx * 1000 + pos}",
@@ -242,6 +270,11 @@ def _line_item_tax_lines(ctx: ExecContext, rec: dict, args: dict, f: PlanField, 
     found = line_item_tax_lines(order, rec) if order is not None else []
     first = args.get("first")
     return found[:first] if first is not None else found
+
+
+def _line_item_discount_allocations(ctx: ExecContext, rec: dict, args: dict, f: PlanField, path: tuple) -> Any:
+    order = _order_of(ctx, rec["id"])
+    return line_item_discount_allocations(order, rec) if order is not None else []
 
 
 def _order_risk(ctx: ExecContext, rec: dict, args: dict, f: PlanField, path: tuple) -> Any:
@@ -301,6 +334,7 @@ def _tx_error_code(ctx: ExecContext, rec: dict, args: dict, f: PlanField, path: 
 ORDER_DETAIL_SPECIALS: dict[tuple[str, str], Special] = {
     ("Order", "taxLines"): _order_tax_lines,
     ("LineItem", "taxLines"): _line_item_tax_lines,
+    ("LineItem", "discountAllocations"): _line_item_discount_allocations,
     ("Order", "shippingLines"): _shipping_lines,
     ("Order", "risk"): _order_risk,
     ("Order", "discountApplications"): _discount_applications,

@@ -4,6 +4,7 @@ against the simulator by both paths: byte-identical records equal to the shop's 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from shopsync.queries import packaged_dir
 from shopsync.simulator.server import run_simulator
@@ -149,6 +150,21 @@ async def test_order_transactions_refunds_shipping_and_discounts_by_both_paths(t
         assert any(o["discountApplications"] for o in lines.values()) and any(o["shippingLines"] for o in lines.values())
         # The big orders' discount applications are more than a page (5): drained.
         assert max(len(o["discountApplications"]) for o in lines.values()) > 5
+        # Each discounted line item's allocation: its units' whole discount, from the order's
+        # application of that index (the two resources agree); full-price items have none.
+        allocated = 0
+        for i, o in orders.items():
+            indexes = []
+            for li in o["lineItems"]:
+                unit = Decimal(li["originalUnitPriceSet"]["shopMoney"]["amount"]) - Decimal(li["discountedUnitPriceSet"]["shopMoney"]["amount"])
+                allocations = li["discountAllocations"]
+                assert len(allocations) == (1 if unit > 0 else 0), li
+                for a in allocations:
+                    assert Decimal(a["allocatedAmountSet"]["shopMoney"]["amount"]) == unit * li["quantity"]
+                    indexes.append(a["discountApplication"]["index"])
+                    allocated += 1
+            assert indexes == [d["index"] for d in lines[i]["discountApplications"]], i
+        assert allocated > 50
 
         # Nested pages of one node: many drains under each order and each refund, same records.
         queries = tmp_path / "queries"
@@ -196,3 +212,61 @@ async def test_reconciliation_rereads_a_refunded_order_with_its_refund_lines_dra
         repaired = sink_rows(tmp_path / "state.db", "order_refunds", shop.name)[order]
         assert repaired == shop.truth("order_refunds")[order] and repaired["updatedAt"] == new["updatedAt"]
         assert any(len(r["refundLineItems"]) > 1 for r in repaired["refunds"])
+
+
+async def test_fulfilled_and_returned_line_items_by_both_paths(tmp_path):
+    """What each fulfillment shipped and each return took back: the same records whichever path
+    was asked for (both are page by page only), equal to the shop; quantities add up to the
+    fulfillment's and the return's totals and name the order's own line items. Read again with
+    nested pages of one node, every list is drained to the same end under the fulfillment's and
+    the return's id."""
+    from tests.support.sinks import ORDER_LINES_RESOURCES
+
+    cfg = sim_config(data={"orders": 300, "customers": 60, "tie_group_size": 50})
+    resources = ("orders", "order_fulfillments", *ORDER_LINES_RESOURCES)
+    async with run_simulator(cfg) as server:
+        shop = server.shop()
+        runs = await sync_by_each_path(tmp_path, shop, resources)
+        for path, run in runs.items():
+            got = {s.resource: s.path for s in run.report.streams}
+            assert got == {"orders": path, "order_fulfillments": path, **dict.fromkeys(ORDER_LINES_RESOURCES, "paginated")}, got
+        results = {path: run.rows for path, run in runs.items()}
+        for resource in ORDER_LINES_RESOURCES:
+            assert not diff_records(results["bulk"][resource], results["paginated"][resource]), resource
+            assert not diff_records(shop.truth(resource), results["paginated"][resource]), resource
+        orders, fulfilments, shipped, returned = (results["paginated"][r] for r in resources)
+        assert set(shipped) == set(returned) == set(orders) and len(orders) == 300
+
+        for i, o in orders.items():
+            items = {li["id"]: li for li in o["lineItems"]}
+            # The same fulfillments as order_fulfillments, each one's lines adding up to its total.
+            assert [f["id"] for f in shipped[i]["fulfillments"]] == [f["id"] for f in fulfilments[i]["fulfillments"]]
+            for f, whole in zip(shipped[i]["fulfillments"], fulfilments[i]["fulfillments"], strict=True):
+                lines = f["fulfillmentLineItems"]
+                assert sum(li["quantity"] for li in lines) == whole["totalQuantity"] > 0
+                assert all(li["quantity"] <= items[li["lineItem"]["id"]]["quantity"] for li in lines)
+                assert all(li["lineItem"]["sku"] == items[li["lineItem"]["id"]]["sku"] for li in lines)
+            # One return per refund, its lines the refund's line items, processed and refunded.
+            assert len(returned[i]["returns"]) == len(o["refunds"])
+            for r in returned[i]["returns"]:
+                lines = r["returnLineItems"]
+                assert lines and sum(li["quantity"] for li in lines) == r["totalQuantity"]
+                assert all(li["kind"] == "ReturnLineItem" and li["refundedQuantity"] == li["processedQuantity"] == li["quantity"] for li in lines)
+                assert all(li["fulfillmentLineItem"]["lineItem"]["id"] in items and li["returnReasonDefinition"]["name"] for li in lines)
+        assert sum(len(f["fulfillmentLineItems"]) > 1 for s in shipped.values() for f in s["fulfillments"]) > 10
+        assert any(len(r["returnLineItems"]) > 1 for s in returned.values() for r in s["returns"])
+
+        # Nested pages of one node: drains under each order, fulfillment and return.
+        queries = tmp_path / "queries"
+        queries.mkdir()
+        for name in ORDER_LINES_RESOURCES:
+            text = (packaged_dir() / f"{name}.graphql").read_text()
+            (queries / f"{name}.graphql").write_text(re.sub(r"\(first: \d+\)", "(first: 1)", text))
+        d = tmp_path / "one"
+        d.mkdir()
+        config = write_config(d / "shopsync.toml", [shop], extra_shop_keys={shop.name: {"resources": list(ORDER_LINES_RESOURCES)}})
+        config.write_text(f'queries_dir = "{queries}"\n' + config.read_text())
+        report = await sync_once(config, token_env(shop))
+        assert report.ok, report.failures()
+        for name in ORDER_LINES_RESOURCES:
+            assert not diff_records(sink_rows(d / "state.db", name, shop.name), results["paginated"][name]), name

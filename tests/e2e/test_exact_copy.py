@@ -7,6 +7,7 @@ from tests.support.sinks import (
     ISSUE14_RESOURCES,
     METAFIELD_RESOURCES,
     ORDER_DETAIL_RESOURCES,
+    ORDER_LINES_RESOURCES,
     ORDER_MONEY_RESOURCES,
 )
 
@@ -45,7 +46,7 @@ async def test_bulk_and_paginated_paths_give_identical_records(tmp_path):
     # Metafields (paged per product) and the order-keyed resources (every order once more) have
     # their both-paths runs on a smaller shop (test_finance_resources.py, test_commerce_resources.py),
     # keeping this one near its old time.
-    heavy = (*METAFIELD_RESOURCES, *ORDER_DETAIL_RESOURCES, *ORDER_MONEY_RESOURCES)
+    heavy = (*METAFIELD_RESOURCES, *ORDER_DETAIL_RESOURCES, *ORDER_MONEY_RESOURCES, *ORDER_LINES_RESOURCES)
     every = ALL_RESOURCES + tuple(r for r in ISSUE14_RESOURCES if r not in heavy)
     async with run_simulator(sim_config()) as server:
         shop = server.shop()

@@ -20,7 +20,7 @@ PACKAGED = {
     "product_metafields", "shop_metafields", "order_metafields", "customer_metafields", "collection_metafields",
     "collection_memberships", "draft_orders", "abandoned_checkouts", "fulfillment_orders", "markets",
     "product_media", "order_fulfillments", "order_returns", "order_risks",
-    "order_transactions", "order_refunds", "order_shipping_discounts",
+    "order_transactions", "order_refunds", "order_shipping_discounts", "order_fulfillment_lines", "order_return_lines",
     "product_variants", "variant_metafields", "shop", "discount_nodes",
 }  # fmt: skip
 
@@ -421,7 +421,10 @@ def test_drain_page_size_fits(resources):
     n = b.drain_page_size(orders, orders.nested[0])
     doc = b.drain_query(orders, orders.nested[0], n)
     assert b.requested_cost_of(doc, {"first": n}) <= 1000 < b.requested_cost_of(doc, {"first": n + 1})
-    assert b.requested_cost_of(doc, {"first": b.DRAIN_PAGE}) <= 1000
+    # What the engine drains with: the fixed page where it fits, else the largest that does.
+    assert b.drain_first(orders, orders.nested[0]) == min(b.DRAIN_PAGE, n)
+    light = resources["products"]
+    assert b.drain_first(light, light.nested[0]) == b.DRAIN_PAGE
 
 
 def test_a_fragment_too_heavy_for_one_query_is_refused_at_load(tmp_path):

@@ -460,7 +460,9 @@ def test_materialize_equals_paging_and_draining() -> None:
     fragment LineItemFields on LineItem { id name title sku vendor quantity currentQuantity taxable requiresShipping
       variantTitle variant { id } product { id } originalUnitPriceSet { shopMoney { amount currencyCode } }
       discountedUnitPriceSet { shopMoney { amount currencyCode } }
-      taxLines { title rate ratePercentage source priceSet { shopMoney { amount currencyCode } } } }"""
+      taxLines { title rate ratePercentage source priceSet { shopMoney { amount currencyCode } } }
+      discountAllocations { allocatedAmountSet { shopMoney { amount currencyCode } }
+        discountApplication { index allocationMethod targetType } } }"""
     follow_doc = parse_and_validate(follow.replace(text, ""), origin="follow")
     paged: dict[str, dict] = {}
     after = None

@@ -43,6 +43,7 @@ def test_plan_of_the_packaged_orders() -> None:
     plan = plan_views(load_resources()["orders"])
     assert [lv.name for lv in plan.lists] == [
         "orders__tax_lines", "orders__transactions", "orders__refunds", "orders__line_items", "orders__line_items__tax_lines",
+        "orders__line_items__discount_allocations",
     ]  # fmt: skip
     cols = {c.name: c for c in plan.columns}
     assert cols["shipping_address__city"].keys == ("shippingAddress", "city")

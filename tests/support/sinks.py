@@ -21,6 +21,9 @@ ORDER_DETAIL_RESOURCES = ("order_fulfillments", "order_returns", "order_risks")
 #: Each order's transactions, refunds (line items, transactions) and shipping and discount lines,
 #: one record per order (issue 14); the last two are read page by page only (bulk: no).
 ORDER_MONEY_RESOURCES = ("order_transactions", "order_refunds", "order_shipping_discounts")
+#: What each order's fulfillments shipped and its returns took back, one record per order (issue
+#: 14); read page by page only (bulk: no).
+ORDER_LINES_RESOURCES = ("order_fulfillment_lines", "order_return_lines")
 #: Metafields (issue 14): of every product (paged per product) and of the shop, read whole; of
 #: orders, customers and collections, read with their owners.
 METAFIELD_RESOURCES = (
@@ -33,7 +36,7 @@ DISCOUNT_RESOURCES = ("discount_nodes",)
 #: Every resource issue 14 added.
 ISSUE14_RESOURCES = (
     *FINANCE_RESOURCES, *COMMERCE_RESOURCES, *METAFIELD_RESOURCES, *ORDER_DETAIL_RESOURCES, "collection_memberships",
-    "product_media", *ORDER_MONEY_RESOURCES, *CATALOG_RESOURCES, *DISCOUNT_RESOURCES,
+    "product_media", *ORDER_MONEY_RESOURCES, *ORDER_LINES_RESOURCES, *CATALOG_RESOURCES, *DISCOUNT_RESOURCES,
 )  # fmt: skip
 
 

@@ -41,6 +41,7 @@ from shopsync.queries.builder.events import deletion_search, deletions_query
 from shopsync.queries.builder.page_size import (
     PAGE_SIZE_STEPS,
     PageSize,
+    drain_first,
     drain_page_size,
     plan_page_size,
     record_cost,
@@ -70,6 +71,7 @@ __all__ = [
     "deletion_search",
     "deletions_query",
     "object_query",
+    "drain_first",
     "drain_page_size",
     "drain_query",
     "page_query",

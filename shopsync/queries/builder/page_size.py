@@ -16,7 +16,7 @@ from typing import Any
 from graphql import DocumentNode, parse
 
 from shopsync.errors import QueryTooCostlyError
-from shopsync.queries.builder.paginated import drain_query, page_query
+from shopsync.queries.builder.paginated import DRAIN_PAGE, drain_query, page_query
 from shopsync.queries.model import MAX_PAGE_SIZE, NestedConnection, Resource
 from shopsync.shopify.cost import MAX_QUERY_COST, requested_cost
 from shopsync.shopify.schema import load_schema
@@ -143,6 +143,14 @@ def drain_page_size(
     return MAX_PAGE_SIZE if b <= 0 else max(1, min(MAX_PAGE_SIZE, (limit - a) // b))
 
 
+@lru_cache(maxsize=256)
+def drain_first(resource: Resource, nested: NestedConnection) -> int:
+    """The ``$first`` shopsync drains ``nested`` with: :data:`DRAIN_PAGE`, or fewer where so many
+    of its nodes would cost more than Shopify's cap (an order's line items with their tax lines
+    and discount allocations: 3 + 71 × 14 = 997 points)."""
+    return min(DRAIN_PAGE, drain_page_size(resource, nested))
+
+
 def shrink(page_size: PageSize) -> PageSize:
     """After ``MAX_COST_EXCEEDED``: halve ``first``; at 1, halve the largest nested size.
 
@@ -161,4 +169,4 @@ def shrink(page_size: PageSize) -> PageSize:
 
 
 
-__all__ = ["PAGE_SIZE_STEPS", "PageSize", "drain_page_size", "plan_page_size", "requested_cost_of", "round_page_size", "shrink"]
+__all__ = ["PAGE_SIZE_STEPS", "PageSize", "drain_first", "drain_page_size", "plan_page_size", "requested_cost_of", "round_page_size", "shrink"]

@@ -111,9 +111,9 @@ def parent_ids_query(resource: Resource) -> str:
     return finish_document(parse_skeleton(text, resource, "parents"), resource, "parents")
 
 
-#: A drain page size that fits every packaged resource (orders' lineItems, each with its tax lines:
-#: 3 + 90 × 10 = 903 points; tests/test_schema.py checks them all); :func:`drain_page_size`
-#: computes the largest that fits for any resource.
+#: The largest drain page: a query of at most about 900 points, which leaves a Standard plan's
+#: bucket room for other queries; :func:`~shopsync.queries.builder.page_size.drain_first` takes
+#: fewer where the drained nodes are heavier (an order's line items).
 DRAIN_PAGE = 90
 
 
