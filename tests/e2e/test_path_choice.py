@@ -75,7 +75,7 @@ async def test_a_paged_window_hands_its_rest_to_an_export_when_the_budget_drains
                 # What earlier runs would have taught it: slow exports, pages at their real cost.
                 runtime.exports = ExportModel()
                 for objects in (1_000, 10_000):
-                    runtime.exports.add_export("orders", objects, objects // 4, 60.0 + objects / 2_000)
+                    runtime.exports.add_export("orders", objects, objects // 4, 110.0 + objects / 2_000)
                 runtime.pages["orders"] = PageModel(points_per_record=30.0, seconds_per_page=0.05, records_per_page=50)
                 observer.written = 0
                 observer.drain = lambda: runtime.paginating.update({"products": 20})
