@@ -120,6 +120,23 @@ async def test_order_fulfillments_returns_and_risks_by_both_paths(tmp_path):
 PAGE_ONLY = ("order_refunds", "order_shipping_discounts")
 
 
+async def sync_with_pages_of_one(tmp_path, shop, names) -> dict[str, dict]:
+    """Sync ``names`` once with every nested ``first`` set to 1 (a drain for every further node):
+    the sink's rows per resource."""
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    for name in names:
+        text = (packaged_dir() / f"{name}.graphql").read_text()
+        (queries / f"{name}.graphql").write_text(re.sub(r"\(first: \d+\)", "(first: 1)", text))
+    d = tmp_path / "one"
+    d.mkdir()
+    config = write_config(d / "shopsync.toml", [shop], extra_shop_keys={shop.name: {"resources": list(names)}})
+    config.write_text(f'queries_dir = "{queries}"\n' + config.read_text())
+    report = await sync_once(config, token_env(shop))
+    assert report.ok, report.failures()
+    return {name: sink_rows(d / "state.db", name, shop.name) for name in names}
+
+
 async def test_order_transactions_refunds_shipping_and_discounts_by_both_paths(tmp_path):
     """Orders' transactions, refunds (with their line items and transactions) and shipping and
     discount lines: byte-identical whichever path was asked for, equal to the shop. The two
@@ -167,19 +184,9 @@ async def test_order_transactions_refunds_shipping_and_discounts_by_both_paths(t
         assert allocated > 50
 
         # Nested pages of one node: many drains under each order and each refund, same records.
-        queries = tmp_path / "queries"
-        queries.mkdir()
+        one = await sync_with_pages_of_one(tmp_path, shop, PAGE_ONLY)
         for name in PAGE_ONLY:
-            text = (packaged_dir() / f"{name}.graphql").read_text()
-            (queries / f"{name}.graphql").write_text(re.sub(r"\(first: \d+\)", "(first: 1)", text))
-        d = tmp_path / "one"
-        d.mkdir()
-        config = write_config(d / "shopsync.toml", [shop], extra_shop_keys={shop.name: {"resources": list(PAGE_ONLY)}})
-        config.write_text(f'queries_dir = "{queries}"\n' + config.read_text())
-        report = await sync_once(config, token_env(shop))
-        assert report.ok, report.failures()
-        for name in PAGE_ONLY:
-            assert not diff_records(sink_rows(d / "state.db", name, shop.name), results["paginated"][name]), name
+            assert not diff_records(one[name], results["paginated"][name]), name
         assert any(len(r["refundLineItems"]) > 1 for r in refund_lists)
 
 
@@ -257,16 +264,6 @@ async def test_fulfilled_and_returned_line_items_by_both_paths(tmp_path):
         assert any(len(r["returnLineItems"]) > 1 for s in returned.values() for r in s["returns"])
 
         # Nested pages of one node: drains under each order, fulfillment and return.
-        queries = tmp_path / "queries"
-        queries.mkdir()
+        one = await sync_with_pages_of_one(tmp_path, shop, ORDER_LINES_RESOURCES)
         for name in ORDER_LINES_RESOURCES:
-            text = (packaged_dir() / f"{name}.graphql").read_text()
-            (queries / f"{name}.graphql").write_text(re.sub(r"\(first: \d+\)", "(first: 1)", text))
-        d = tmp_path / "one"
-        d.mkdir()
-        config = write_config(d / "shopsync.toml", [shop], extra_shop_keys={shop.name: {"resources": list(ORDER_LINES_RESOURCES)}})
-        config.write_text(f'queries_dir = "{queries}"\n' + config.read_text())
-        report = await sync_once(config, token_env(shop))
-        assert report.ok, report.failures()
-        for name in ORDER_LINES_RESOURCES:
-            assert not diff_records(sink_rows(d / "state.db", name, shop.name), results["paginated"][name]), name
+            assert not diff_records(one[name], results["paginated"][name]), name
