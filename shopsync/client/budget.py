@@ -30,11 +30,15 @@ and is corrected by every answer:
 * **Throttled answers** are not charged: the reservation is given back, the model resyncs, and
   every reservation waits until ``(requested − currentlyAvailable) / restoreRate`` has passed.
 
-Waiters are served in priority order (lower first; FIFO within a priority), and only the head of
-the queue may take points, so a large backfill reservation is never starved by a stream of small
-ones of the same priority. The head sleeps exactly as long as the model needs to refill (never
-polls), and is woken early when a refund, a resync or a new higher-priority waiter changes the
-answer. A cancelled waiter leaves the queue and takes nothing.
+Waiters are served in order of their *due time*: when they started waiting plus
+``PRIORITY_STEP`` seconds per priority number (incremental windows 0, backfills 1, reconciliation
+2). So a lower number goes first among waiters that arrived close together, yet no priority starves:
+a busy shop whose incremental windows keep the bucket empty still serves a backfill's request once
+it has waited ``PRIORITY_STEP`` longer than the fresh ones (strict priorities let a new resource's
+backfill wait forever behind them). Only the head of the queue may take points, so a large
+reservation is never starved by a stream of small ones either. The head sleeps exactly as long
+as the model needs to refill (never polls), and is woken early when a refund, a resync or a new
+waiter due sooner changes the answer. A cancelled waiter leaves the queue and takes nothing.
 
 The class is single-threaded asyncio code: every state change happens between awaits, so there
 are no locks. Time comes from the injected ``clock`` and ``sleep`` so tests are deterministic.
@@ -98,9 +102,15 @@ class BudgetSnapshot:
     started_at: float
 
 
+#: Seconds of precedence one priority number is worth in the queue (see the module docstring):
+#: long enough that fresh incremental work is not delayed by a backfill that just asked, short
+#: enough that a backfill still makes a request a second while they keep the bucket empty.
+PRIORITY_STEP = 1.0
+
+
 @dataclass(order=True)
 class _Waiter:
-    priority: int
+    due: float  # when it started waiting + PRIORITY_STEP × priority: the queue's order
     ticket: int
     points: float = field(compare=False)
     wake: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
@@ -154,8 +164,8 @@ class CostBudget:
     async def reserve(self, points: float, *, priority: int = 0) -> Reservation:
         """Wait until the modelled bucket holds ``points``, then take them.
 
-        Lower ``priority`` numbers are served first (incremental syncs 0, backfills 1), FIFO
-        within a priority. A reservation larger than the bucket waits for a full bucket and takes
+        Waiters are served by due time: arrival + ``PRIORITY_STEP`` × ``priority`` (incremental
+        syncs 0, backfills 1), FIFO at equal due times. A reservation larger than the bucket waits for a full bucket and takes
         it all (the level goes negative) — Shopify will decide. Cancelling the waiting task
         removes it from the queue without taking anything.
         """
@@ -164,7 +174,7 @@ class CostBudget:
         start = self._clock()
         if not self._waiters and self._wait_for(points, start) <= 0:
             return self._grant(points, priority, start, start)
-        waiter = _Waiter(priority, next(self._tickets), points)
+        waiter = _Waiter(start + PRIORITY_STEP * priority, next(self._tickets), points)
         previous_head = self._waiters[0] if self._waiters else None
         heapq.heappush(self._waiters, waiter)
         if previous_head is not None and self._waiters[0] is waiter:
@@ -183,7 +193,7 @@ class CostBudget:
                     return self._grant(points, priority, start, now)
                 await self._sleep_or_wake(delay, waiter.wake)
         except BaseException:
-            if waiter in self._waiters:  # dataclass eq compares (priority, ticket): unique
+            if waiter in self._waiters:  # dataclass eq compares (due, ticket): unique
                 was_head = self._waiters[0] is waiter
                 self._waiters.remove(waiter)
                 heapq.heapify(self._waiters)

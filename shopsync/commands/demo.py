@@ -79,7 +79,7 @@ def write_config(directory: Path, *, api_url: str, listen: str, every: str) -> P
         f'database = "sqlite:///{directory / "shopsync.db"}"\n\n'
         "[sync]\n"
         'safety_margin = "10s"   # the simulated search index lags far less than Shopify\'s\n'
-        'overlap = "1m"\n\n'
+        'overlap = "10s"   # 100 simulated seconds at time scale 10\n\n'
         "[daemon]\n"
         f'listen = "{listen}"\n'
         f'every = "{every}"\n'

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from shopsync.client.budget import CostBudget
+from shopsync.client.budget import PRIORITY_STEP, CostBudget
 from shopsync.shopify.answers import throttle_figures
 from tests.support import AutoTime
 
@@ -284,6 +284,41 @@ async def test_waiters_are_served_by_priority_then_fifo():
     await t.advance(10)  # 500 points: backfill
     await asyncio.gather(*tasks)
     assert order == [("incr-a", 10), ("incr-b", 12), ("backfill", 22)]
+
+
+async def test_a_backfill_is_not_starved_by_incremental_work_that_keeps_the_bucket_empty():
+    """A busy shop: a priority-0 request is always waiting (each one asks as soon as the last was
+    granted). Strict priorities would never serve the backfill; by due time it goes once it has
+    waited PRIORITY_STEP longer than the incremental request it then overtakes."""
+    t = ManualTime()
+    budget = CostBudget(clock=t.clock, sleep=t.sleep, capacity=1000, restore_rate=50)
+    await budget.reserve(1000)
+    granted: list[tuple[str, float]] = []
+    stop = asyncio.Event()
+
+    async def incremental() -> None:
+        while not stop.is_set():
+            await budget.reserve(50, priority=0)
+            granted.append(("incremental", t.now))
+
+    async def backfill() -> None:
+        await budget.reserve(50, priority=1)
+        granted.append(("backfill", t.now))
+
+    feeder = asyncio.create_task(incremental())
+    await until(lambda: budget.waiting() == 1)
+    filler = asyncio.create_task(backfill())
+    await until(lambda: budget.waiting() == 2)
+    for _ in range(4):
+        await t.advance(1)  # 50 points a second: one request a second
+    stop.set()
+    for _ in range(2):
+        await t.advance(1)  # the last incremental request, and the backfill if it still waits
+    await asyncio.wait_for(asyncio.gather(feeder, filler), timeout=5)
+    # t=1: the incremental request due at 0; t=2: the backfill (due at 1, before the one that
+    # arrived at 1); then the incremental ones again.
+    assert granted[:3] == [("incremental", 1), ("backfill", 2), ("incremental", 3)]
+    assert PRIORITY_STEP == 1.0  # the figures above assume it
 
 
 async def test_a_large_reservation_is_not_starved_by_small_ones():

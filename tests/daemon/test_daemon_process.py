@@ -238,7 +238,7 @@ async def test_demo_starts_syncs_stops_on_ctrl_c_and_resumes(tmp_path):
             assert f"{url}/metrics" in banner and f"{url}/status" in banner
             assert "shopsync status --config demo-state/shopsync.toml" in banner
             assert ("first run: backfilling 300 orders" if attempt == 0 else "resuming from the saved state") in banner
-            await wait_status(url, lambda d: synced(d, "demo"), within=90.0)
+            await wait_status(url, lambda d: synced(d, "demo"), within=60.0)
             demo.send(signal.SIGINT)
             assert await demo.wait(15) == 0
         finally:
