@@ -29,11 +29,13 @@ import calendar
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +179,23 @@ def write_config(path: Path, shop: SimulatedShop, sync: dict[str, Any]) -> Path:
     )
 
 
+def last_synced(database: Path, resources: list[str]) -> dict[str, str]:
+    """Per resource table, the latest ``synced_at`` of its rows (every write sets it)."""
+    with closing(sqlite3.connect(database)) as db:
+        return {r: db.execute(f'SELECT coalesce(max(synced_at), "") FROM "{r}"').fetchone()[0] for r in resources}
+
+
+def rows_synced_after(database: Path, marks: dict[str, str]) -> int:
+    """Rows written after ``marks`` (:func:`last_synced`): the distinct records a later run wrote.
+    A run may write a record twice (a boundary second read again where a window is cut into
+    slices); this counts it once, and counts any record read that had not changed."""
+    with closing(sqlite3.connect(database)) as db:
+        return sum(
+            db.execute(f'SELECT count(*) FROM "{r}" WHERE synced_at > ?', (mark,)).fetchone()[0]
+            for r, mark in marks.items()
+        )
+
+
 def _check(run: ChildRun, what: str) -> None:
     if run.returncode != 0:
         raise RuntimeError(f"{what}: shopsync sync exited {run.returncode}\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
@@ -315,6 +334,7 @@ async def incremental(work: Path, args: argparse.Namespace, changes: dict[str, i
         config = write_config(work / "shopsync.toml", shop, sync)
         first = await run_sync(config, {TOKEN_ENV: shop.token}, resources)
         _check(first, "incremental: backfill")
+        marks = last_synced(work / "state.db", resources)
         # Change records now: the next window holds exactly these (and nothing older: the overlap
         # reaches back 30 s, the base data ends 5 minutes before the start).
         now = time.time()
@@ -325,6 +345,7 @@ async def incremental(work: Path, args: argparse.Namespace, changes: dict[str, i
         await asyncio.sleep(3.5)  # past the safety margin (2 s) and the index lag (0.5 s)
         run = await run_sync(config, {TOKEN_ENV: shop.token}, resources)
         _check(run, "incremental")
+        distinct = rows_synced_after(work / "state.db", marks)
         streams = stream_figures(run)
         budget = shop_figure(run)
         counters = shop.counters.as_dict()
@@ -338,6 +359,7 @@ async def incremental(work: Path, args: argparse.Namespace, changes: dict[str, i
         "changed": changes,
         "wall_s": round(run.wall_s, 1),
         "records": records,
+        "distinct": distinct,
         "records_per_s": round(records / run.wall_s, 1),
         "streams": {r: {**asdict(f), "records_per_s": f.records_per_s} for r, f in sorted(streams.items())},
         "requests": budget.requests,
@@ -377,7 +399,7 @@ def print_results(r: dict[str, Any]) -> None:
         changed = ", ".join(f"{n:,} {res}" for res, n in sorted(b["changed"].items()))
         print(f"{label} (Standard plan, 2000 points, restore {b['restore_rate']:g}/s = 100/s x time scale "
               f"{b['time_scale']:g}; changed {changed}): {b['records']:,} records in {b['wall_s']:.1f} s = "
-              f"{b['records_per_s']:.1f} records/s")  # fmt: skip
+              f"{b['records_per_s']:.1f} records/s, {b['distinct']:,} distinct")  # fmt: skip
         print(f"    {b['requests']} requests, THROTTLED {b['throttled']} ({b['throttled_pct']:.2f}%), points spent "
               f"{b['points_spent']} = {b['utilisation_pct']:.1f}% of what the restore rate allowed, "
               f"{b['points_per_record']} points/record")  # fmt: skip

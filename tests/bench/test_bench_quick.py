@@ -106,8 +106,12 @@ def test_engine_quick(tmp_path: Path) -> None:
     assert (number(orders[1]), orders[2]) == (5_000, "bulk")
     assert figure(r"split orders .*dominant: (waiting|poll lag|download|fsync|reassemble\+write)", out)
     for label, changed in (("b", 100), ("c", 260)):
-        head = figure(rf"^\({label}\) paginated.*: ([\d,]+) records in ([\d.]+) s = ([\d.]+) records/s", out)
-        assert number(head[1]) == changed, head[0]  # exactly the records changed after the backfill
+        head = figure(
+            rf"^\({label}\) paginated.*: ([\d,]+) records in ([\d.]+) s = ([\d.]+) records/s, ([\d,]+) distinct", out
+        )
+        # Exactly the records changed after the backfill, nothing older; a cut's boundary second
+        # may be read twice (a loaded machine's slow pages make the window latency-bound).
+        assert number(head[4]) == changed and number(head[1]) >= changed, head[0]
         budget = figure(
             rf"^\({label}\) .*\n\s+(\d+) requests, THROTTLED (\d+) \(([\d.]+)%\), points spent (\d+) = ([\d.]+)%", out
         )
