@@ -248,7 +248,7 @@ class JsonlSink:
             validate_shop_name(shop)
             validate_resource_name(resource)
         await self._run(lambda: self._append_batches(batches))
-        return WriteResult(written=len(records), skipped_older=0, deleted=len(deletions))
+        return WriteResult(written=len(records), skipped=0, deleted=len(deletions))
 
     def _append_batches(self, batches: dict[tuple[str, str], list[bytes]]) -> None:
         for key, lines in batches.items():

@@ -12,7 +12,7 @@ other promise of the storage contract (``tests/storage/test_state_contract.py`` 
   other task and no cancellation sees half of it); with any other sink, the sink is written first
   and the state saved after.
 * :class:`MemorySink` follows the newer-wins rules of the table sinks (:mod:`shopsync.state.table`)
-  row for row, so a replay counts as ``skipped_older`` exactly as there.
+  row for row, so a replay counts as ``skipped`` exactly as there.
 
 A batch is applied all or nothing: the changes are worked out first and stored only if none failed.
 """
@@ -135,6 +135,8 @@ class MemorySink(_MemoryUser):
         if stored is not None:
             if not replaces(r.updated_at, stored.updated_at):
                 return 0
+            if stored.updated_at == r.updated_at and stored.data == r.json_bytes():
+                return 0  # an identical replay is not rewritten
             deleted_at = stored.deleted_at
             if deleted_at is not None and r.updated_at is not None and r.updated_at > deleted_at:
                 deleted_at = None  # a version newer than the deletion revives the record

@@ -402,19 +402,19 @@ class WriteResult:
     """What a sink write (or a commit) did.
 
     ``written``: records stored (new or replacing an older-or-equal version).
-    ``skipped_older``: records (and deletions) not applied because the sink already held a newer
-    version — a replay. Append-only sinks store everything and report 0.
+    ``skipped``: records (and deletions) not applied because the sink already held a newer or an
+    identical version — a replay. Append-only sinks store everything and report 0.
     ``deleted``: deletions applied.
     """
 
     written: int = 0
-    skipped_older: int = 0
+    skipped: int = 0
     deleted: int = 0
 
     def __add__(self, other: WriteResult) -> WriteResult:
         return WriteResult(
             written=self.written + other.written,
-            skipped_older=self.skipped_older + other.skipped_older,
+            skipped=self.skipped + other.skipped,
             deleted=self.deleted + other.deleted,
         )
 

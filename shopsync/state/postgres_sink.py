@@ -16,7 +16,7 @@ spacing), so :meth:`PostgresSink.read_latest` re-serialises it with sorted keys.
 A batch is written with one ``INSERT … SELECT FROM unnest(…) ON CONFLICT …`` per resource. A
 statement may not touch a row twice, so duplicates of an id inside one batch are first reduced to
 the version a sequential write would leave (newest ``updated_at``, the later one on a tie); the
-dropped ones count as ``skipped_older``.
+dropped ones count as ``skipped``.
 """
 
 from __future__ import annotations

@@ -59,8 +59,10 @@ def validate_shop_name(name: str) -> str:
 def replaces(updated_at: str | None, stored_updated_at: str | None) -> bool:
     """Whether a record version with ``updated_at`` replaces the stored one (the newer-wins rule).
 
-    Newer or equal wins, so a replay of the same version rewrites it harmlessly; a version without
-    ``updated_at`` (resources that have none), or a stored one without it, always replaces.
+    Newer or equal wins, so a replay of the same version is harmless (the keyed sinks leave a row
+    alone when the replay is identical to it, see :func:`~shopsync.state.table.upsert_conflict`);
+    a version without ``updated_at`` (resources that have none), or a stored one without it,
+    always replaces.
     Timestamps are canonical (``2026-11-25T23:18:05Z``), so comparing the text orders them.
     """
     return updated_at is None or stored_updated_at is None or updated_at >= stored_updated_at
@@ -75,7 +77,8 @@ class Sink(Protocol):
     * ``write`` is durable on return; if it raises :class:`~shopsync.errors.StorageError`, the
       caller must treat the whole batch as not written (some of it may be; replaying it is harmless).
     * Redelivery is harmless: for keyed sinks a record replaces the stored one only when its
-      ``updated_at`` is newer or equal (an older replay is counted in ``skipped_older``); for
+      ``updated_at`` is newer or equal and it differs (an older or identical replay is counted in
+      ``skipped``); for
       append-only sinks every line carries ``updatedAt`` so readers keep the newest.
     * Deletions mark the record deleted at ``deleted_at``; they never erase the data.
     """

@@ -106,7 +106,7 @@ class StateStore(Protocol):
         a crash in between leaves records that the unchanged checkpoint will replay: the
         checkpoint never moves past data that is not durably written.
 
-        Returns what the sink did (``written``, ``skipped_older``, ``deleted``). On any failure it
+        Returns what the sink did (``written``, ``skipped``, ``deleted``). On any failure it
         raises :class:`~shopsync.errors.StorageError` and the saved state is unchanged.
 
         Cancellation: a commit that has started runs to its end before ``CancelledError`` reaches

@@ -7,10 +7,14 @@ as the ``ON CONFLICT`` clauses both databases run:
 * A record replaces the stored row only if its ``updated_at`` is newer than or equal to the stored
   one (:func:`~shopsync.state.sink.replaces`), so replaying an old page never overwrites newer data.
   ``deleted_at`` survives a replay of the pre-deletion version and is cleared only by a strictly
-  newer one.
+  newer one. A record identical to the stored row (same ``updated_at``, same data) is not
+  rewritten: the overlap of incremental windows re-reads each change two or three times, and a
+  rewrite would cost WAL and index writes and move ``synced_at``, which downstream loads use to
+  find what changed.
 * A deletion marks the row (inserting a tombstone if the record was never seen) unless it is
   already marked or the stored version is newer than the deletion.
-* Every record or deletion those rules refuse counts as ``skipped_older``.
+* Every record or deletion those rules refuse (older, identical or already deleted) counts as
+  ``skipped``.
 
 :class:`TableSink` keeps what does not depend on the database: the cache of existing tables,
 :meth:`TableSink.prepare`, the write orchestration and the counting; the backends
@@ -40,8 +44,12 @@ def upsert_conflict(stored: str) -> str:
         " updated_at = excluded.updated_at, data = excluded.data, synced_at = excluded.synced_at,"
         f" deleted_at = CASE WHEN {stored}.deleted_at IS NOT NULL AND excluded.updated_at IS NOT NULL"
         f" AND excluded.updated_at > {stored}.deleted_at THEN NULL ELSE {stored}.deleted_at END"
-        f" WHERE excluded.updated_at IS NULL OR {stored}.updated_at IS NULL"
-        f" OR excluded.updated_at >= {stored}.updated_at"
+        f" WHERE (excluded.updated_at IS NULL OR {stored}.updated_at IS NULL"
+        f" OR excluded.updated_at >= {stored}.updated_at)"
+        # An identical replay changes nothing. This is safe for a row marked deleted: its
+        # deleted_at is at or after its updated_at, so an equal updated_at could not revive it.
+        f" AND (excluded.data IS DISTINCT FROM {stored}.data"
+        f" OR excluded.updated_at IS DISTINCT FROM {stored}.updated_at)"
     )
 
 
@@ -71,10 +79,10 @@ def by_resource(
 def write_result(
     records: Sequence[Record], deletions: Sequence[Deletion], written: int, deleted: int
 ) -> WriteResult:
-    """What a batch did, from the rows the statements changed: the rest was ``skipped_older``."""
+    """What a batch did, from the rows the statements changed: the rest was ``skipped``."""
     return WriteResult(
         written=written,
-        skipped_older=(len(records) - written) + (len(deletions) - deleted),
+        skipped=(len(records) - written) + (len(deletions) - deleted),
         deleted=deleted,
     )
 

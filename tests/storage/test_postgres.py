@@ -50,6 +50,21 @@ async def test_layout_types_and_jsonb(pg_url: str) -> None:
     assert row["updated_at"] == datetime(2026, 1, 1, tzinfo=UTC) == row["synced_at"]
 
 
+async def test_synced_at_moves_only_when_the_row_changes(pg_url: str) -> None:
+    schema = split_schema(pg_url)[1]
+    now = [1767225600.0]
+    storage = await open_storage(pg_url, clock=lambda: now[0])
+    state = StreamState(shop="acme", resource="orders")
+    stamps = []
+    for data in ({"i": 1}, {"i": 1}, {"i": 2}):  # written, replayed identically, changed
+        version = Record(shop="acme", resource="orders", id="gid://shopify/Order/1", updated_at="2026-01-01T00:00:00Z", data=data)
+        await storage.commit(state, [version])
+        stamps.append((await fetch(pg_url, f'SELECT synced_at FROM "{schema}".orders'))[0]["synced_at"])
+        now[0] += 60
+    await storage.close()
+    assert stamps == [datetime(2026, 1, 1, tzinfo=UTC)] * 2 + [datetime(2026, 1, 1, 0, 2, tzinfo=UTC)]
+
+
 async def test_injected_failure_inside_the_transaction_leaves_neither_rows_nor_cursor(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

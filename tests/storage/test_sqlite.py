@@ -72,6 +72,21 @@ async def test_table_layout_and_index(tmp_path: Path) -> None:
     assert versions == {"state_schema_version": str(STATE_SCHEMA_VERSION), "sink_schema_version": "1"}
 
 
+async def test_synced_at_moves_only_when_the_row_changes(tmp_path: Path) -> None:
+    now = [1767225600.0]
+    storage = await open_storage("sqlite:s.db", base_dir=tmp_path, clock=lambda: now[0])
+    state = StreamState(shop="acme", resource="orders")
+    stamps = []
+    for data in ({"i": 1}, {"i": 1}, {"i": 2}):  # written, replayed identically, changed
+        version = Record(shop="acme", resource="orders", id="gid://shopify/Order/1", updated_at="2026-01-01T00:00:00Z", data=data)
+        await storage.commit(state, [version])
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            stamps.append(conn.execute("SELECT synced_at FROM orders").fetchone()[0])
+        now[0] += 60
+    await storage.close()
+    assert stamps == ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "2026-01-01T00:02:00Z"]
+
+
 async def test_injected_failure_inside_the_transaction_leaves_neither_rows_nor_cursor(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -153,7 +153,7 @@ async def test_bulk_operations_of_two_shops_with_one_id_are_kept_apart(store: St
 async def test_commit_writes_records_then_state(store: Storage) -> None:
     state = StreamState(shop="acme", resource="orders").with_window(None, "2026-01-02T00:00:00Z", "paginated")
     result = await store.state.commit(state.with_page("c1", 3), [rec(1), rec(2), rec(3)])
-    assert result == WriteResult(written=3, skipped_older=0, deleted=0)
+    assert result == WriteResult(written=3, skipped=0, deleted=0)
     saved = await store.state.get_stream("acme", "orders")
     assert saved is not None and saved.cursor == "c1" and saved.records_in_window == 3
     rows = await store.sink.read_latest("acme", "orders")
