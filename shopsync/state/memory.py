@@ -131,16 +131,17 @@ class MemorySink(_MemoryUser):
         :func:`~shopsync.state.table.upsert_conflict`); 1 if it does, else 0."""
         key = (r.shop, r.resource)
         stored = self._stored(staged, key, r.id)
+        data = r.json_bytes()
         deleted_at = None
         if stored is not None:
             if not replaces(r.updated_at, stored.updated_at):
                 return 0
-            if stored.updated_at == r.updated_at and stored.data == r.json_bytes():
+            if stored.updated_at == r.updated_at and stored.data == data:
                 return 0  # an identical replay is not rewritten
             deleted_at = stored.deleted_at
             if deleted_at is not None and r.updated_at is not None and r.updated_at > deleted_at:
                 deleted_at = None  # a version newer than the deletion revives the record
-        row = SinkRow(id=r.id, updated_at=r.updated_at, data=r.json_bytes(), deleted_at=deleted_at)
+        row = SinkRow(id=r.id, updated_at=r.updated_at, data=data, deleted_at=deleted_at)
         staged.setdefault(key, {})[r.id] = row
         return 1
 

@@ -401,7 +401,7 @@ class Deletion:
 class WriteResult:
     """What a sink write (or a commit) did.
 
-    ``written``: records stored (new or replacing an older-or-equal version).
+    ``written``: records stored (new, or replacing an older-or-equal version that differs).
     ``skipped``: records (and deletions) not applied because the sink already held a newer or an
     identical version — a replay. Append-only sinks store everything and report 0.
     ``deleted``: deletions applied.

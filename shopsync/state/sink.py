@@ -78,8 +78,8 @@ class Sink(Protocol):
       caller must treat the whole batch as not written (some of it may be; replaying it is harmless).
     * Redelivery is harmless: for keyed sinks a record replaces the stored one only when its
       ``updated_at`` is newer or equal and it differs (an older or identical replay is counted in
-      ``skipped``); for
-      append-only sinks every line carries ``updatedAt`` so readers keep the newest.
+      ``skipped``); for append-only sinks every line carries ``updatedAt`` so readers keep the
+      newest.
     * Deletions mark the record deleted at ``deleted_at``; they never erase the data.
     """
 

@@ -52,8 +52,8 @@ SINK_BACKENDS = {
 
 MEMORY_SINK_BACKENDS = {"memory"}
 
-# What each sink guarantees about older or identical replays: keyed sinks skip them, append-only logs keep every
-# line (the reader resolves newest-wins), so only keyed sinks report ``skipped``.
+# What each sink guarantees about older or identical replays: keyed sinks skip them, append-only
+# logs keep every line (the reader resolves newest-wins), so only keyed sinks report ``skipped``.
 KEYED_SINKS = {"sqlite", "postgresql", "memory"}
 
 
