@@ -268,11 +268,14 @@ class BulkReassembler:
                     )
                 conn = 0  # only one nested connection: it must be that one
             fields = child_fields[conn]
-            text = record_template(obj, fields) if fields else exact(dumps(obj, option=_SORT))
             child_id = gid if isinstance(gid, str) else None
             if self._db is not None:
+                # Spilled: the text goes straight to the data file, so orjson's oversized
+                # buffer is never held and needs no exact copy.
+                text = record_template(obj, fields) if fields else dumps(obj, option=_SORT)
                 self._queue_child(seq, conn, child_id, parent, text)
                 continue
+            text = record_template(obj, fields) if fields else exact(dumps(obj, option=_SORT))
             kids = self._mem_children.get(parent)
             if kids is None:
                 self._mem_children[parent] = kids = []
@@ -286,7 +289,12 @@ class BulkReassembler:
             raise BulkFileError(f"bulk result line {seq}: a record without an id", line=seq)
         self.root_lines += 1
         fields = self._root_fields
-        text = record_template(obj, fields) if fields else exact_copy(orjson.dumps(obj, option=_SORT))
+        if fields:
+            text = record_template(obj, fields)
+        else:
+            text = orjson.dumps(obj, option=_SORT)
+            if self._db is None:  # held in memory: see exact_copy
+                text = exact_copy(text)
         updated_at = obj.get("updatedAt") or ""
         if not isinstance(updated_at, str):
             updated_at = str(updated_at)

@@ -70,10 +70,15 @@ class SpillData:
     def read(self, off: int, length: int) -> bytes:
         if self._fd is None:
             raise StorageError(f"{self.path}: the bulk spill file is not open")
+        # One exact read per text. A read-ahead buys nothing: an ungrouped export puts children
+        # far from their records (a trace of 100k orders needed a new 1 MB window every 3.7 reads).
         try:
-            return os.pread(self._fd, length, off)
+            data = os.pread(self._fd, length, off)
         except OSError as exc:
             raise StorageError(f"{self.path}: cannot read the bulk spill file: {describe_os_error(exc)}") from exc
+        if len(data) != length:
+            raise StorageError(f"{self.path}: the bulk spill file ends inside the text of {length} bytes at {off}")
+        return data
 
     def close(self) -> None:
         if self._fd is not None:

@@ -10,6 +10,7 @@ in a child process whose Python allocations stay within a small multiple of the 
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -167,3 +168,20 @@ def test_memory_stays_flat_over_a_file_ten_times_the_budget(tmp_path: Path) -> N
     assert size > 10 * budget and complete == orders and spilled == 1
     # The budget, a batch of spill inserts and one record: nowhere near the file's size.
     assert peak < 3 * budget, (size, peak)
+
+
+def test_a_spill_file_cut_short_is_an_error_naming_it(tmp_path: Path) -> None:
+    from shopsync.engine.spill import SpillData
+    from shopsync.errors import StorageError
+
+    data = SpillData(tmp_path / "spill.data")
+    data.open()
+    try:
+        off, length = data.append(b'{"id":"gid://shopify/Order/1"}')
+        data.flush()
+        assert data.read(off, length) == b'{"id":"gid://shopify/Order/1"}'
+        os.truncate(data.path, length - 3)  # as a full disk or another process would leave it
+        with pytest.raises(StorageError, match=r"spill\.data: the bulk spill file ends inside the text of \d+ bytes at 0"):
+            data.read(off, length)
+    finally:
+        data.close()
