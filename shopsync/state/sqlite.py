@@ -162,6 +162,7 @@ _SAVE_BULK_SQL = upsert_sql("bulk_operations", BULK_COLUMNS, ("shop", "id"), ["?
 # SQLite reports ENOSPC as SQLITE_FULL ("database or disk is full") and an OS read/write error as
 # SQLITE_IOERR_* ("disk I/O error"); say so in the words describe_os_error uses for files.
 _SQLITE_PLAIN = {"SQLITE_FULL": "disk full", "SQLITE_IOERR": "I/O error", "SQLITE_READONLY": "read-only"}
+_NO_MESSAGE = frozenset({"", "not an error"})
 
 
 def describe_sqlite_error(exc: sqlite3.Error) -> str:
@@ -170,7 +171,13 @@ def describe_sqlite_error(exc: sqlite3.Error) -> str:
     if not isinstance(name, str):
         return str(exc)
     summary = _SQLITE_PLAIN.get("_".join(name.split("_")[:2]))  # SQLITE_IOERR_WRITE -> SQLITE_IOERR
-    return f"{summary} ({name}: {exc})" if summary else str(exc)
+    if summary:
+        return f"{summary} ({name}: {exc})"
+    if str(exc) in _NO_MESSAGE:
+        # Seen in CI, rarely: a failed BEGIN whose message SQLite had already reset ("not an
+        # error"); the error's name still says what happened.
+        return f"{name} (SQLite gave no message)"
+    return str(exc)
 
 
 class SqliteDatabase(SharedDatabase[sqlite3.Connection]):

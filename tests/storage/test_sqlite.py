@@ -10,7 +10,12 @@ import pytest
 from shopsync.errors import StorageError
 from shopsync.state import Record, StreamState
 from shopsync.state.open import open_storage
-from shopsync.state.sqlite import STATE_SCHEMA_VERSION, SqliteDatabase, SqliteStateStore
+from shopsync.state.sqlite import (
+    STATE_SCHEMA_VERSION,
+    SqliteDatabase,
+    SqliteStateStore,
+    describe_sqlite_error,
+)
 from shopsync.state.sqlite_sink import SqliteSink, quote_ident
 
 
@@ -177,13 +182,25 @@ async def test_write_error_leaves_state_alone(tmp_path: Path) -> None:
     blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(StorageError, match=r"s\.db.*locked"):
+        # "database is locked"; rarely SQLite loses the message and only the name says SQLITE_BUSY.
+        with pytest.raises(StorageError, match=r"s\.db.*(locked|SQLITE_BUSY)"):
             await storage.commit(state.with_page("moved", 1), [rec(1)])
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     assert (await storage.state.get_stream("acme", "orders")) == state
     await storage.close()
+
+
+def test_an_error_without_message_is_described_by_its_name() -> None:
+    def error(message: str, name: str) -> sqlite3.Error:
+        exc = sqlite3.OperationalError(message)
+        exc.sqlite_errorname = name  # type: ignore[attr-defined]
+        return exc
+
+    assert describe_sqlite_error(error("not an error", "SQLITE_BUSY")) == "SQLITE_BUSY (SQLite gave no message)"
+    assert describe_sqlite_error(error("database is locked", "SQLITE_BUSY")) == "database is locked"
+    assert describe_sqlite_error(error("database or disk is full", "SQLITE_FULL")).startswith("disk full (")
 
 
 def test_quote_ident_validates() -> None:
