@@ -314,17 +314,19 @@ class SyncEngine:
         target = parse_ts(format_ts(from_epoch(self.clock()) - self.settings.sync.safety_margin))
         paths: list[str] = []
         while True:
+            bound: int | None = None  # an EXACT count of the window taken before it was read
             if state.window_end is None:
                 window = self._next_window(shop, resource, state)
                 if window is None:
                     break
-                path = (await path_choice.choose(ctx, state, window)).path
-                state = state.with_window(format_ts(window.start) if window.start else None, format_ts(window.end), path)
+                decision = await path_choice.choose(ctx, state, window)
+                bound = decision.count if decision.count_exact else None
+                state = state.with_window(format_ts(window.start) if window.start else None, format_ts(window.end), decision.path)
                 await self.state_store.save_stream(state)
             else:
                 log.info("%s: resuming the %s window left in flight (%s .. %s)", ctx.label, state.path, state.window_start, state.window_end)
             began_on = state.path or ""
-            state = await self._read_window(ctx, state)
+            state = await self._read_window(ctx, state, counted_before=bound)
             paths.extend((began_on, state.path or ""))  # different after a hand-over: paginated+bulk
             state = state.completed(state.window_end, self._now_ts())
             await self.state_store.commit(state)
@@ -340,8 +342,16 @@ class SyncEngine:
             log.info("%s: up to %s, %d records via %s in %.1fs", ctx.label, state.watermark, records, via, time.monotonic() - started)
         return StreamResult(shop=shop.name, resource=resource.name, ok=True, records=records, path=via, watermark=state.watermark)
 
-    async def _read_window(self, ctx: StreamContext, state: StreamState) -> StreamState:
-        """Read the window in flight to its end (the state still names it), with the count guard."""
+    async def _read_window(
+        self, ctx: StreamContext, state: StreamState, *, counted_before: int | None = None
+    ) -> StreamState:
+        """Read the window in flight to its end (the state still names it), with the count guard.
+
+        ``counted_before``: Shopify's EXACT count of the window, taken before this read. A window
+        whose end is past only loses records (an update moves a record past the end, a deletion
+        removes it), so a read that delivered at least that many missed none, and the guard's
+        count after the read, which could only be lower, is not asked for: one request less per
+        run of every small window (the daemon's steady state)."""
         if ctx.resource.singular:
             return await singular.read_object(ctx, state)
         search = (
@@ -361,6 +371,8 @@ class SyncEngine:
                 state = handed[0]
                 await self.state_store.save_stream(state)
                 return await slices.read_window(ctx, state)
+            if counted_before is not None and state.records_in_window >= counted_before:
+                return state
             shortfall = await self._count_shortfall(ctx, state, search)
             if shortfall is None:
                 return state

@@ -373,6 +373,13 @@ async def _read_slice(ctx: StreamContext, index: int, row: StreamState, w: Windo
 
 async def count_records(ctx: StreamContext, search: str | None) -> int | None:
     """Shopify's count of the resource's records matching ``search`` (None: no count field)."""
+    counted = await count_with_precision(ctx, search)
+    return None if counted is None else counted[0]
+
+
+async def count_with_precision(ctx: StreamContext, search: str | None) -> tuple[int, bool] | None:
+    """Shopify's count of the records matching ``search`` and whether it says the count is
+    ``EXACT`` (else it is ``AT_LEAST``, a lower bound); None: the resource has no count field."""
     document = builder.count_query(ctx.resource)
     count_field = ctx.resource.count_field
     if document is None or count_field is None:
@@ -384,7 +391,8 @@ async def count_records(ctx: StreamContext, search: str | None) -> int | None:
         operation=operation(ctx, "count"),
         check=partial(count_problem, field=count_field),
     )
-    return int(response.data[count_field]["count"])  # an int: count_problem checked it
+    answer = response.data[count_field]
+    return int(answer["count"]), answer.get("precision") == "EXACT"  # an int: count_problem checked it
 
 
 def _page_document(resource: Resource, size: builder.PageSize) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import orjson
 
@@ -106,14 +107,17 @@ async def choose(ctx: StreamContext, state: StreamState, window: Window) -> Deci
 async def _by_count(ctx: StreamContext, window: Window) -> Decision:
     if not ctx.resource.count_field or ctx.resource.parent_field:
         return Decision(path="paginated", reason="no_count")
-    count = await paginated.count_records(ctx, builder.window_search(window.start, window.end))
-    if count is None:
+    counted = await paginated.count_with_precision(ctx, builder.window_search(window.start, window.end))
+    if counted is None:
         return Decision(path="paginated", reason="no_count")
+    count, exact = counted
     threshold = ctx.settings.bulk_threshold
     if threshold is not None:
-        return Decision(path="bulk" if count > threshold else "paginated", reason="threshold", count=count)
+        path: planner.Path = "bulk" if count > threshold else "paginated"
+        return Decision(path=path, reason="threshold", count=count, count_exact=exact)
     previous = ctx.shop.decisions.get(ctx.resource.name)
-    return planner.decide(estimate(ctx, count), previous=previous.path if previous else None, count=count)
+    decision = planner.decide(estimate(ctx, count), previous=previous.path if previous else None, count=count)
+    return replace(decision, count_exact=exact)
 
 
 async def paginated_is_faster(ctx: StreamContext, part: Window) -> bool:

@@ -165,6 +165,9 @@ class Decision:
     reason: str
     estimate: Estimate | None = None
     count: int | None = None
+    #: Shopify called ``count`` EXACT (not AT_LEAST): the window can only lose records after it
+    #: was taken, so it bounds what a complete read of the window delivers from above.
+    count_exact: bool = False
 
     def describe(self) -> str:
         if self.estimate is None:

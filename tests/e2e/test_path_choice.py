@@ -6,6 +6,8 @@ import logging
 import os
 import sqlite3
 
+import pytest
+
 from shopsync.engine import paginated
 from shopsync.engine.engine import SyncEngine
 from shopsync.engine.planner import ExportModel, PageModel
@@ -97,3 +99,73 @@ async def test_a_paged_window_hands_its_rest_to_an_export_when_the_budget_drains
     assert 0 < roots <= 3_000 - 1_000 + 400, ops
     assert_matches_truth(shop, tmp_path / "state.db", resources=["orders"])
     assert len(sink_rows(tmp_path / "state.db", "orders", "sim")) == 3_000
+
+
+async def _incremental_counts(tmp_path, monkeypatch, first_answer) -> tuple[list[bool], int]:
+    """Backfill 300 orders, update 40, run again: which count answers the incremental run asked
+    for (True: exact) and how many count guard mismatches it saw. ``first_answer`` may change the
+    first (the path choice's) count answer of that run."""
+    calls: list[bool] = []
+    real = paginated.count_with_precision
+
+    async def counting(ctx, search):
+        counted = await real(ctx, search)
+        if counted is not None and ctx.resource.name == "orders" and ctx.priority == 0:
+            if not calls:
+                counted = first_answer(*counted)
+            calls.append(counted[1])
+        return counted
+
+    monkeypatch.setattr(paginated, "count_with_precision", counting)
+    mismatches = []
+
+    class Guards(NullObserver):
+        def on_guard_mismatch(self, shop: str, resource: str, kind: str) -> None:
+            mismatches.append(kind)
+
+    clock = OffsetClock()
+    async with run_simulator(sim_config(data={"orders": 300, "big_orders": 0}), clock=clock) as server:
+        shop = server.shop()
+        # Paged by a threshold: the estimates of a shop with no page costs seen yet would export.
+        config = write_config(tmp_path / "shopsync.toml", [shop], sync={"bulk_threshold": 1_000},
+                              extra_shop_keys=ORDERS_ONLY)  # fmt: skip
+        settings = load_settings(config, env={**os.environ, **token_env(shop)})
+        storage = await open_storage(settings)
+        try:
+            async with SyncEngine(settings, storage.state, work_dir=settings.work_dir, clock=clock,
+                                  observer=Guards()) as engine:
+                assert (await engine.run_once()).ok  # the backfill, by bulk: no count asked
+                assert calls == []
+                now = clock()
+                for i in range(40):
+                    shop.store.update(shop.store.gid_of("Order", i), at=now - 5 + i * 0.01)
+                clock.advance(10)  # past the safety margin and the index lag
+                report = await engine.run_once()
+        finally:
+            await storage.close()
+    assert report.ok, report.failures()
+    assert report.streams[0].path == "paginated", report.streams
+    assert_matches_truth(shop, tmp_path / "state.db", resources=["orders"])
+    return calls, len(mismatches)
+
+
+async def test_a_window_read_to_its_exact_count_is_not_counted_again(tmp_path, monkeypatch):
+    """The path choice's EXACT count bounds the window (it only loses records once its end is
+    past): a read that delivered as many needs no second count."""
+    calls, mismatches = await _incremental_counts(tmp_path, monkeypatch, lambda n, exact: (n, exact))
+    assert calls == [True] and mismatches == 0
+
+
+@pytest.mark.parametrize(
+    ("first_answer", "asked"),
+    [(lambda n, exact: (n + 1, exact), [True, True]), (lambda n, exact: (n, False), [False, True])],
+    ids=["read_short_of_the_count", "counted_at_least"],
+)
+async def test_a_window_read_short_of_its_count_or_counted_at_least_is_counted_again(
+    tmp_path, monkeypatch, first_answer, asked
+):
+    """Fewer records read than counted before (records moved on during the read; here a count one
+    too high), or a count that is only a lower bound (AT_LEAST): the guard counts again after the
+    read, and passes on the real count."""
+    calls, mismatches = await _incremental_counts(tmp_path, monkeypatch, first_answer)
+    assert calls == asked and mismatches == 0
