@@ -14,6 +14,7 @@ import sys
 
 from shopsync import __version__, crashpoints
 from shopsync.errors import ConfigError
+from shopsync.observability.logs import redact
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except ConfigError as exc:
-        print(f"shopsync {args.command}: {exc}", file=sys.stderr)
+        # The message names the file's keys and values: a token pasted in the wrong place is
+        # token-shaped text, redacted like a log line.
+        print(f"shopsync {args.command}: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
