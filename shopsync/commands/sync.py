@@ -17,7 +17,7 @@ from typing import IO
 from shopsync.commands.selection import select_streams
 from shopsync.engine.engine import SyncEngine, SyncReport
 from shopsync.errors import StorageError
-from shopsync.observability.logs import LogStream, as_log_format, register_secrets, setup_logging
+from shopsync.observability.logs import LogStream, as_log_format, redact, register_secrets, setup_logging
 from shopsync.observability.progress import BarDisplay, LogReporter, Progress
 from shopsync.settings import Settings, ShopConfig, load_settings
 from shopsync.state.open import open_storage
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(_sync(settings, shops, progress, presenter))
     except StorageError as exc:  # the state database cannot be opened (or is another process's)
-        print(f"shopsync sync: {exc}", file=sys.stderr)
+        print(f"shopsync sync: {redact(str(exc))}", file=sys.stderr)
         return 1
     print_report(report, sys.stdout, sys.stderr)
     return report.exit_code
@@ -118,4 +118,4 @@ def print_report(report: SyncReport, out: IO[str], err: IO[str]) -> None:
             file=out,
         )
     for s in report.failures():
-        print(f"FAILED {s.shop}/{s.resource}: {s.error}", file=err)
+        print(f"FAILED {s.shop}/{s.resource}: {redact(s.error or '')}", file=err)
