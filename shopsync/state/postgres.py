@@ -114,6 +114,9 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
 DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # A connection whose session the server ended mid-exchange (a claimer ending the session of an
+    # expired owner) refuses its next query with this, outside the two classes above.
+    asyncpg.exceptions.InternalClientError,
     OSError,
     TimeoutError,
 )
