@@ -147,6 +147,7 @@ async def _demo(args: argparse.Namespace, directory: Path, state: DemoState, fir
 
 
 def run(args: argparse.Namespace) -> int:
+    from shopsync.commands.error_line import print_error
     from shopsync.daemon.scheduler import quiet_apscheduler
     from shopsync.errors import StartupError
     from shopsync.observability.logs import setup_logging
@@ -160,5 +161,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_demo(args, directory, state, first, token))
     except StartupError as exc:
-        print(f"shopsync demo: {exc} (another demo running? try --listen 127.0.0.1:9465)", file=sys.stderr)
+        print_error("demo", f"{exc} (another demo running? try --listen 127.0.0.1:9465)")
         return 1

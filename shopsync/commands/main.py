@@ -13,8 +13,8 @@ import os
 import sys
 
 from shopsync import __version__, crashpoints
+from shopsync.commands.error_line import print_error
 from shopsync.errors import ConfigError
-from shopsync.observability.logs import redact
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -60,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except ConfigError as exc:
-        # The message names the file's keys and values: a token pasted in the wrong place is
-        # token-shaped text, redacted like a log line.
-        print(f"shopsync {args.command}: {redact(str(exc))}", file=sys.stderr)
+        print_error(args.command, exc)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
+from shopsync.commands.error_line import print_error
 from shopsync.daemon.status import INTERNAL_MARK, build_status
 from shopsync.errors import ConfigError, ShopsyncError, StorageError
-from shopsync.observability.logs import redact
 from shopsync.queries import load_resources
 from shopsync.settings import load_settings, resolve_config_path
 from shopsync.state.open import read_leases, read_state
@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         states, bulk = read_state(source.database, source.base_dir)
     except StorageError as exc:
-        print(f"shopsync status: {redact(str(exc))}", file=sys.stderr)
+        print_error("status", exc)
         return 1
     shops = source.shops
     if args.shop:
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         leases = read_leases(source.database)
     except StorageError as exc:
-        print(f"shopsync status: {redact(str(exc))}", file=sys.stderr)
+        print_error("status", exc)
         return 1
     doc = build_status(states=states, bulk_operations=bulk, now=time.time(), shops=shops, leases=leases or None)
     if source.note:

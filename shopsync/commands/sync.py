@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
+from shopsync.commands.error_line import print_error
 from shopsync.commands.selection import select_streams
 from shopsync.engine.engine import SyncEngine, SyncReport
 from shopsync.errors import StorageError
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(_sync(settings, shops, progress, presenter))
     except StorageError as exc:  # the state database cannot be opened (or is another process's)
-        print(f"shopsync sync: {redact(str(exc))}", file=sys.stderr)
+        print_error("sync", exc)
         return 1
     print_report(report, sys.stdout, sys.stderr)
     return report.exit_code
