@@ -8,6 +8,11 @@ of its own (so its peak RSS is its alone, from ``os.wait4``), on the same file i
 * **sqlite**: shopsync's ingest of the file (``engine.bulk_files.write_file``: reassembly, records,
   commits of records and checkpoint in one transaction) into a SQLite database that is state and
   sink at once, the default layout;
+* **sqlite alone**: what SQLite itself takes for the same rows: the records are reassembled as the
+  ingest does (not timed), then written by plain ``sqlite3`` calls into the same table layout
+  (the sink's own statements, page size and pragmas) in the same batches, and only the time inside
+  those calls (``BEGIN``, ``executemany``, ``COMMIT``) is counted: the part of the ingest no code
+  of shopsync's can make faster;
 * **postgresql**: the same into PostgreSQL (``--postgres URL``, a fresh schema; skipped when the
   server cannot be reached).
 
@@ -118,6 +123,56 @@ async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
     return {"seconds": seconds, "roots": roots, "records": written}
 
 
+def _child_sqlite_alone(path: Path, db: Path) -> dict[str, Any]:
+    import sqlite3
+
+    from shopsync.engine.bulk_files import INGEST_BATCH, INGEST_BATCH_BYTES
+    from shopsync.engine.reassembly import BulkReassembler
+    from shopsync.queries import load_resources
+    from shopsync.settings import SyncConfig
+    from shopsync.state.sqlite import PAGE_SIZE
+    from shopsync.state.sqlite_sink import _table_sql
+
+    resource = load_resources()["orders"]
+    sql = _table_sql(resource.name)
+    conn = sqlite3.connect(db, isolation_level=None)
+    for pragma in (f"page_size = {PAGE_SIZE}", "journal_mode = WAL", "synchronous = FULL"):
+        conn.execute(f"PRAGMA {pragma}")
+    for statement in sql.create:
+        conn.execute(statement)
+    seconds = 0.0
+    records = 0
+
+    def write(rows: list[tuple[str, str, str | None, bytes, str]]) -> float:
+        t0 = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql.upsert, rows)
+        conn.execute("COMMIT")
+        return time.perf_counter() - t0
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        with BulkReassembler(resource, work / "spill.db", memory_budget=SyncConfig().ingest_memory) as reassembler:
+            with path.open("rb") as fh:
+                reassembler.feed_lines(fh)
+            rows: list[tuple[str, str, str | None, bytes, str]] = []
+            size = 0
+            for gid, updated_at, text in reassembler.texts():
+                rows.append(("bench", gid, updated_at, text, "2026-01-01T00:00:00Z"))
+                size += len(text)
+                if len(rows) >= INGEST_BATCH or size >= INGEST_BATCH_BYTES:
+                    seconds += write(rows)
+                    records += len(rows)
+                    rows, size = [], 0
+            if rows:
+                seconds += write(rows)
+                records += len(rows)
+    finally:
+        conn.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return {"seconds": seconds, "records": records}
+
+
 def _peak_rss_mb() -> float | None:
     """This process's own peak RSS since its ``exec`` (``VmHWM``; ``ru_maxrss`` would include
     the parent's pages the child had between fork and exec)."""
@@ -136,6 +191,8 @@ def _child(argv: list[str]) -> int:
         out: dict[str, Any] = {"lines": write_result_file(path, int(argv[2]))}
     elif kind == "floor":
         out = _child_floor(path)
+    elif kind == "sqlite-alone":
+        out = _child_sqlite_alone(path, Path(argv[2]))
     else:
         out = asyncio.run(_child_ingest(path, argv[2]))
     out["own_peak_rss_mb"] = _peak_rss_mb()
@@ -184,6 +241,11 @@ def _pg_url(base: str) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # The benchmark
 # ---------------------------------------------------------------------------------------------
+def _remove_database(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
 def measure(orders: int, work: Path, pg_base: str | None) -> dict[str, Any]:
     path = work / f"orders-{orders}.jsonl"
     t0 = time.perf_counter()
@@ -195,15 +257,16 @@ def measure(orders: int, work: Path, pg_base: str | None) -> dict[str, Any]:
     out["floor"] = run_child("floor", str(path))
     db = work / "ingest.db"
     out["sqlite"] = run_child("sqlite", str(path), f"sqlite:///{db}")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    _remove_database(db)
+    out["sqlite_alone"] = run_child("sqlite-alone", str(path), str(db))
+    _remove_database(db)
     if pg_base is not None:
         url = _pg_url(pg_base)
         if url is not None:
             out["postgresql"] = run_child("postgresql", str(path), url)
     path.unlink()
     floor = out["floor"]["seconds"]
-    for sink in ("sqlite", "postgresql"):
+    for sink in ("sqlite", "sqlite_alone", "postgresql"):
         if sink in out:
             fig = out[sink]
             assert fig["records"] == orders, (sink, fig)
@@ -212,6 +275,14 @@ def measure(orders: int, work: Path, pg_base: str | None) -> dict[str, Any]:
             fig["x_floor"] = fig["seconds"] / floor
     out["floor"]["lines_per_s"] = lines / floor
     return out
+
+
+#: The rows of the table after the floor: (key in the results, what the row says).
+SINK_ROWS = (
+    ("sqlite", "ingest into SQLite"),
+    ("sqlite_alone", "SQLite alone: its calls for the same rows (part of the row above)"),
+    ("postgresql", "ingest into PostgreSQL"),
+)
 
 
 def report(results: list[dict[str, Any]]) -> str:
@@ -225,13 +296,15 @@ def report(results: list[dict[str, Any]]) -> str:
             f"| {r['orders']:,} | {r['lines']:,} | orjson.loads of every line (floor) | {f['seconds']:.2f} s"
             f" | {f['lines_per_s']:,.0f} | | 1.0 | {f['peak_rss_mb']:.0f} MB |"
         )
-        for sink in ("sqlite", "postgresql"):
+        for sink, what in SINK_ROWS:
             if sink in r:
                 s = r[sink]
+                # SQLite alone's process also reassembles (untimed): its RSS is not the sink's.
+                rss = "" if sink == "sqlite_alone" else f"{s['peak_rss_mb']:.0f} MB"
                 rows.append(
-                    f"| {r['orders']:,} | {r['lines']:,} | ingest into {'SQLite' if sink == 'sqlite' else 'PostgreSQL'}"
+                    f"| {r['orders']:,} | {r['lines']:,} | {what}"
                     f" | {s['seconds']:.2f} s | {s['lines_per_s']:,.0f} | {s['records_per_s']:,.0f}"
-                    f" | {s['x_floor']:.1f} | {s['peak_rss_mb']:.0f} MB |"
+                    f" | {s['x_floor']:.1f} | {rss} |"
                 )
     return "\n".join(rows)
 

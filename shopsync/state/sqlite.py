@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
+#: The page size of a database file this code creates (SQLite's default is 4 KiB). A record is a
+#: few KiB of JSON (an order with its line items: 3.7 KB on average), so with 4 KiB pages most
+#: rows spill onto overflow pages, and a bulk ingest writes, journals and syncs twice the pages
+#: it needs: with 16 KiB pages the SQLite part of a 100,000-order ingest took 2.2 s instead of
+#: 3.4 s (README, "Bulk ingest"), while a daemon's small commits cost the same. An existing file
+#: keeps the page size it was made with (changing it would take a VACUUM).
+PAGE_SIZE = 16_384
 #: The ``meta`` key recording the state tables' version.
 STATE_SCHEMA_KEY = "state_schema_version"
 
@@ -235,6 +242,8 @@ class SqliteDatabase(SharedDatabase[sqlite3.Connection]):
             raise self._fail("opening", exc) from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            # Before journal_mode: only a file without pages yet takes it; an existing one ignores it.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 # Still durable with synchronous=FULL, only readers block the writer.

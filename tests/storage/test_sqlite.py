@@ -11,6 +11,7 @@ from shopsync.errors import StorageError
 from shopsync.state import Record, StreamState
 from shopsync.state.open import open_storage
 from shopsync.state.sqlite import (
+    PAGE_SIZE,
     STATE_SCHEMA_VERSION,
     SqliteDatabase,
     SqliteStateStore,
@@ -46,6 +47,26 @@ async def test_pragmas_wal_full_sync(tmp_path: Path) -> None:
     finally:
         await db.close()
     assert got == ("wal", 2, 0, 10_000)  # synchronous 2 = FULL
+
+
+async def test_a_new_file_gets_large_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:  # a file made before PAGE_SIZE, with SQLite's default
+        conn.execute("PRAGMA page_size = 4096")
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES (1)")
+    conn.close()
+    sizes = {}
+    for name in ("new.db", "old.db"):
+        storage = await open_storage(f"sqlite:{name}", base_dir=tmp_path, clock=lambda: 1767225600.0)
+        await storage.commit(StreamState(shop="acme", resource="orders"), [rec(1)])
+        await storage.close()
+        with sqlite3.connect(tmp_path / name) as conn:
+            sizes[name] = conn.execute("PRAGMA page_size").fetchone()[0]
+            assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 1
+        conn.close()
+    assert sizes == {"new.db": PAGE_SIZE, "old.db": 4096}
+    assert PAGE_SIZE != 4096
 
 
 async def test_table_layout_and_index(tmp_path: Path) -> None:
