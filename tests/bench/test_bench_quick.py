@@ -186,6 +186,9 @@ def test_daemon_quick(background: dict[str, tuple[subprocess.Popen[str], Path]])
     out, folder = finished(background, "test_daemon_quick")
     backfill = figure(r"backfill of every stream: (\d+) s, (\d+) CPU s, peak RSS (\d+) MB", out)
     assert int(backfill[3]) > 0
+    # The measurement starts once the backfill's leftovers are caught up (or says it did not wait).
+    assert re.search(r"^(caught up \(every stream's lag within 55 s\) \d+ s after the restart"
+                     r"|not caught up within \d+ s of the restart: measuring anyway)$", out, re.MULTILINE), out[-2000:]
     lag = figure(r"sync lag over ([\d,]+) samples: p50 ([\d.]+) s, p99 ([\d.]+) s, max ([\d.]+) s; (\d+) streams with errors, (\d+) shops parked", out)
     assert number(lag[1]) > 0 and float(lag[2]) <= float(lag[3]) <= float(lag[4])
     assert (lag[5], lag[6]) == ("0", "0")
