@@ -440,8 +440,9 @@ class BulkReassembler:
     # -- output -------------------------------------------------------------------------------
     def texts(self) -> Iterator[tuple[str, str | None, bytes]]:
         """Complete records as ``(id, updatedAt, JSON text)`` in the file's order (of the copy
-        kept, for a record exported twice), each with its nested lists in file order. The text is what :func:`~shopsync.engine.records.serialize` gives
-        the record (sorted keys, compact); no record is parsed again."""
+        kept, for a record exported twice), each with its nested lists in file order. The text
+        is what :func:`~shopsync.engine.records.serialize` gives the record (sorted keys,
+        compact); no record is parsed again."""
         self._finalize()
         if self._db is None:
             yield from self._texts_memory()
