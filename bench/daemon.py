@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=None, help="seconds after the backfill before measuring")
     parser.add_argument(
         "--catch-up-limit", type=float, default=None,
-        help="after the settle, seconds to wait at most for every stream's lag to be within the bound (default 600; quick 60)",
+        help="after the settle, seconds to wait at most for every stream's lag to be within the bound (default 600; quick 30)",
     )  # fmt: skip
     parser.add_argument(
         "--sample-every", type=float, default=None, help="seconds between /metrics scrapes (Prometheus's usual 15 s; quick 5)"
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     args.orders = args.orders or (300 if args.quick else 1_000)
     args.duration = args.duration or (30.0 if args.quick else 300.0)
     args.settle = args.settle if args.settle is not None else (10.0 if args.quick else 60.0)
-    args.catch_up_limit = args.catch_up_limit if args.catch_up_limit is not None else (60.0 if args.quick else 600.0)
+    args.catch_up_limit = args.catch_up_limit if args.catch_up_limit is not None else (30.0 if args.quick else 600.0)
     args.sample_every = args.sample_every or (5.0 if args.quick else 15.0)
     results = asyncio.run(bench(args))
     print(
