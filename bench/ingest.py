@@ -126,7 +126,7 @@ async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
 def _child_sqlite_alone(path: Path, db: Path) -> dict[str, Any]:
     import sqlite3
 
-    from shopsync.engine.bulk_files import INGEST_BATCH, INGEST_BATCH_BYTES
+    from shopsync.engine.bulk_files import record_batches
     from shopsync.engine.reassembly import BulkReassembler
     from shopsync.queries import load_resources
     from shopsync.settings import SyncConfig
@@ -155,18 +155,10 @@ def _child_sqlite_alone(path: Path, db: Path) -> dict[str, Any]:
         with BulkReassembler(resource, work / "spill.db", memory_budget=SyncConfig().ingest_memory) as reassembler:
             with path.open("rb") as fh:
                 reassembler.feed_lines(fh)
-            rows: list[tuple[str, str, str | None, bytes, str]] = []
-            size = 0
-            for gid, updated_at, text in reassembler.texts():
-                rows.append(("bench", gid, updated_at, text, "2026-01-01T00:00:00Z"))
-                size += len(text)
-                if len(rows) >= INGEST_BATCH or size >= INGEST_BATCH_BYTES:
-                    seconds += write(rows)
-                    records += len(rows)
-                    rows, size = [], 0
-            if rows:
-                seconds += write(rows)
-                records += len(rows)
+            # The ingest's own batches, as the sink binds them (SqliteSink.write_in).
+            for batch in record_batches(reassembler.texts(), "bench", resource.name):
+                seconds += write([(r.shop, r.id, r.updated_at, r.json_bytes(), "2026-01-01T00:00:00Z") for r in batch])
+                records += len(batch)
     finally:
         conn.close()
         shutil.rmtree(work, ignore_errors=True)

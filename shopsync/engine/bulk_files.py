@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,29 @@ Keep = Callable[[dict[str, Any]], bool] | None
 _Item = list[Record] | BaseException | None
 
 
+def record_batches(
+    texts: Iterable[tuple[str, str | None, bytes]], shop: str, resource: str, *, keep: Keep = None
+) -> Iterator[list[Record]]:
+    """The records of reassembled ``texts`` (:meth:`BulkReassembler.texts`) in commit batches of
+    up to :data:`INGEST_BATCH` records or about :data:`INGEST_BATCH_BYTES` of JSON.
+
+    Each record's JSON text is made once, in reassembly, and goes to the sink as is.
+    """
+    batch: list[Record] = []
+    size = 0
+    for gid, updated_at, text in texts:
+        if keep is not None and not keep(orjson.loads(text)):
+            continue
+        batch.append(Record(shop=shop, resource=resource, id=gid, updated_at=updated_at, text=text))
+        size += len(text)
+        if len(batch) >= INGEST_BATCH or size >= INGEST_BATCH_BYTES:
+            yield batch
+            batch = []
+            size = 0
+    if batch:
+        yield batch
+
+
 async def _reassembled(
     ctx: StreamContext, path: Path, spill: Path, summary: _FileSummary, *, keep: Keep = None, strict: bool = True
 ) -> AsyncIterator[list[Record]]:
@@ -183,22 +206,9 @@ async def _reassembled(
                         return
                     reassembler.feed_lines(block)
                     summary.lines = reassembler.lines
-                # Each record's JSON text is made once, in reassembly, and goes to the sink as is.
-                shop, resource = ctx.shop.name, ctx.resource.name
-                batch: list[Record] = []
-                size = 0
-                for gid, updated_at, text in reassembler.texts():
-                    if keep is not None and not keep(orjson.loads(text)):
-                        continue
-                    batch.append(Record(shop=shop, resource=resource, id=gid, updated_at=updated_at, text=text))
-                    size += len(text)
-                    if len(batch) >= INGEST_BATCH or size >= INGEST_BATCH_BYTES:
-                        if not put(batch):
-                            return
-                        batch = []
-                        size = 0
-                if batch and not put(batch):
-                    return
+                for batch in record_batches(reassembler.texts(), ctx.shop.name, ctx.resource.name, keep=keep):
+                    if not put(batch):
+                        return
                 # Shopify's rootObjectCount counts the top-level connection's nodes: for a
                 # parent.child resource those are the parents (locations), not the records.
                 summary.roots = reassembler.parent_lines if ctx.resource.parent_field else reassembler.root_lines

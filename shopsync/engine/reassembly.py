@@ -493,8 +493,7 @@ class BulkReassembler:
             )
         )
         pending = next(children, None)
-        grand = None
-        gpending = None
+        grand: Iterator[tuple[int, int, str | None, str, int, int]] = iter(())
         if self._has_depth2:
             grand = iter(
                 db.execute(
@@ -502,7 +501,7 @@ class BulkReassembler:
                     " JOIN grandchildren g ON g.root_id = r.id ORDER BY r.seq, g.seq"
                 )
             )
-            gpending = next(grand, None)
+        gpending = next(grand, None)
         for seq, gid, updated_at, off, length in roots:
             template = read(off, length, ahead=True)
             # All three cursors walk in the records' order, so this is a merge join.
@@ -513,7 +512,7 @@ class BulkReassembler:
             d2 = []
             while gpending is not None and gpending[0] == seq:
                 d2.append((gpending[1], gpending[2], gpending[3], read(gpending[4], gpending[5])))
-                gpending = next(grand, None)  # type: ignore[arg-type]  # grand is set when gpending is
+                gpending = next(grand, None)
             yield gid, updated_at or None, self._build(template, d1, d2)
         if pending is not None or gpending is not None:  # both joins end with the records
             raise StorageError(f"{self.spill_path}: the bulk spill file's children are out of step with its records")
