@@ -139,15 +139,34 @@ def split_schema(url: str) -> tuple[str, str]:
     return dsn, schema
 
 
+#: Connections of the control pool at most: the lease cycle's statements one at a time, plus its
+#: claims, which run a few at a time (``CLAIMS_AT_ONCE`` in daemon/ownership.py, 3), each of which
+#: may hold a probe and a waiter. Fewer only make claims wait for one another, never for a run.
+CONTROL_CONNECTIONS = 4
+
+#: Seconds a transaction under the schema's advisory lock may sit idle between its statements
+#: before the server ends it. Its statements (DDL) are sent back to back, so a client idle that
+#: long is stalled or frozen (SIGSTOP), and until then it would hold every other daemon's table
+#: creation, and the runs that wait for it, on this schema.
+SCHEMA_LOCK_IDLE_TIMEOUT = 10.0
+
+
 class PostgresDatabase(SharedDatabase[asyncpg.Connection]):
-    """A pool of asyncpg connections to one database and schema, shared by state store and sink."""
+    """A pool of asyncpg connections to one database and schema, shared by state store and sink,
+    and a small control pool of its own for the leases (``connection(…, control=True)``)."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 10.0) -> None:
         super().__init__()
         self.dsn, self.schema = split_schema(url)
         self._url = redact_url(url)
         self.min_size, self.max_size, self.timeout = min_size, max_size, timeout
+        self.lock_idle_timeout = SCHEMA_LOCK_IDLE_TIMEOUT
         self._pool: asyncpg.Pool | None = None
+        # The leases' heartbeat, renewals and claims must never wait for a connection behind this
+        # process's own runs (which may all be waiting on another daemon's lock): they would then
+        # miss their renewals and claims for as long as the runs wait. Opened empty; a daemon's
+        # first heartbeat opens its one connection, which its renewals then keep.
+        self._control: asyncpg.Pool | None = None
 
     @property
     def url(self) -> str:
@@ -170,48 +189,61 @@ class PostgresDatabase(SharedDatabase[asyncpg.Connection]):
         return StorageError(f"{what} failed on PostgreSQL database {self.url} (schema {self.schema}): {exc}")
 
     async def _connect(self) -> None:
+        pool: asyncpg.Pool | None = None
         try:
             pool = await asyncpg.create_pool(
                 self.dsn, min_size=self.min_size, max_size=self.max_size, timeout=self.timeout
             )
             async with pool.acquire() as conn, conn.transaction():
                 # Concurrent CREATE … IF NOT EXISTS of one name can fail: one creator at a time.
-                await self._lock_schema(conn)
+                await self.lock_schema(conn)
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 await conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {self.table('meta')} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
                 )
+            control = await asyncpg.create_pool(
+                self.dsn, min_size=0, max_size=CONTROL_CONNECTIONS, timeout=self.timeout
+            )
         except DB_ERRORS as exc:
+            if pool is not None:
+                with contextlib.suppress(*DB_ERRORS):
+                    await pool.close()
             raise self.fail("connecting", exc) from exc
-        self._pool = pool
+        self._pool, self._control = pool, control
 
     async def _disconnect(self) -> None:
-        pool, self._pool = self._pool, None
-        assert pool is not None
+        pool, control, self._pool, self._control = self._pool, self._control, None, None
+        assert pool is not None and control is not None
         try:
-            await pool.close()
-        except DB_ERRORS as exc:
-            raise self.fail("closing", exc) from exc
+            await control.close()
+        finally:
+            try:
+                await pool.close()
+            except DB_ERRORS as exc:
+                raise self.fail("closing", exc) from exc
 
     @property
     def is_open(self) -> bool:
         return self._pool is not None
 
     @contextlib.asynccontextmanager
-    async def connection(self, what: str) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection outside an explicit transaction; errors become StorageError."""
-        if self._pool is None:
+    async def connection(self, what: str, *, control: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection outside an explicit transaction; errors become StorageError.
+
+        ``control``: from the control pool (the leases'), which the runs never use."""
+        pool = self._control if control else self._pool
+        if pool is None:
             raise StorageError(f"PostgreSQL database {self.url} is not open")
         try:
-            async with self._pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 yield conn
         except DB_ERRORS as exc:
             raise self.fail(what, exc) from exc
 
     @contextlib.asynccontextmanager
-    async def transaction(self, what: str) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self, what: str, *, control: bool = False) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection inside one transaction, committed when the block exits cleanly."""
-        async with self.connection(what) as conn, conn.transaction():
+        async with self.connection(what, control=control) as conn, conn.transaction():
             yield conn
 
     async def atomic(self, what: str, *steps: Step[asyncpg.Connection]) -> list[object]:
@@ -226,8 +258,16 @@ class PostgresDatabase(SharedDatabase[asyncpg.Connection]):
                 results.append(await result if inspect.isawaitable(result) else result)
             return results
 
-    async def _lock_schema(self, conn: asyncpg.Connection) -> None:
-        """Inside a transaction: wait for, then hold until its end, this schema's advisory lock."""
+    async def lock_schema(self, conn: asyncpg.Connection) -> None:
+        """Inside a transaction: wait for, then hold until its end, this schema's advisory lock.
+
+        The transaction is ended by the server once idle :attr:`lock_idle_timeout` seconds between
+        statements, so a process frozen inside it does not hold the lock as long as it is frozen.
+        """
+        await conn.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
+            str(max(1, int(self.lock_idle_timeout * 1000))),
+        )
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"shopsync:{self.schema}")
 
     async def migrate(
@@ -240,7 +280,7 @@ class PostgresDatabase(SharedDatabase[asyncpg.Connection]):
         than the last step is refused (:class:`~shopsync.errors.StorageError`); the caller's
         transaction then rolls back, so a failing step leaves the schema at its old version.
         """
-        await self._lock_schema(conn)
+        await self.lock_schema(conn)
         meta = self.table("meta")
         value = await conn.fetchval(f"SELECT value FROM {meta} WHERE key = $1", key)
         found = int(value) if value is not None else None
@@ -275,7 +315,7 @@ class PostgresDatabase(SharedDatabase[asyncpg.Connection]):
         create: Callable[[asyncpg.Connection], Awaitable[None]],
     ) -> None:
         """Inside a transaction: create the schema part ``key`` if missing, refuse a newer one."""
-        await self._lock_schema(conn)  # one creator at a time (two processes starting together)
+        await self.lock_schema(conn)  # one creator at a time (two processes starting together)
         found = await conn.fetchval(f"SELECT value FROM {self.table('meta')} WHERE key = $1", key)
         if found is None:
             await create(conn)

@@ -1,5 +1,9 @@
 """The PostgreSQL :class:`~shopsync.state.leases.LeaseStore`: ``leases`` and ``daemons`` tables
-(state schema version 3), on the state store's own connection pool.
+(state schema version 3), in the state store's database. The lease cycle (heartbeat, renewals,
+claims, releases) runs on the database's control pool, never on the runs' connections: runs all
+waiting (on another daemon's lock, a slow write) must not stop this daemon renewing its leases or
+claiming a dead daemon's shops. A run's check (:meth:`PostgresLeaseStore.confirm`) is the run's
+own work and takes a run's connection.
 
 Every time is PostgreSQL's ``clock_timestamp()``. A claim locks the shop's row ``FOR UPDATE``, then
 is one ``INSERT … ON CONFLICT DO UPDATE … WHERE`` statement: the lock serialises claimers, and it
@@ -52,7 +56,7 @@ class PostgresLeaseStore:
         return self._fence
 
     async def heartbeat(self, ttl: float) -> Membership:
-        async with self._db.transaction(f"heartbeat of daemon {self._owner}") as conn:
+        async with self._db.transaction(f"heartbeat of daemon {self._owner}", control=True) as conn:
             await conn.execute(
                 f"INSERT INTO {self._daemons} (id, started_at, heartbeat_at, expires_at)"
                 " VALUES ($1, clock_timestamp(), clock_timestamp(), clock_timestamp() + make_interval(secs => $2))"
@@ -77,7 +81,7 @@ class PostgresLeaseStore:
         )
 
     async def leave(self) -> None:
-        async with self._db.connection(f"removing the heartbeat of daemon {self._owner}") as conn:
+        async with self._db.connection(f"removing the heartbeat of daemon {self._owner}", control=True) as conn:
             await conn.execute(f"DELETE FROM {self._daemons} WHERE id = $1", self._owner)
 
     async def claim(self, shop: str, ttl: float) -> Lease | None:
@@ -97,7 +101,7 @@ class PostgresLeaseStore:
         return None  # not reached: the second attempt returns or raises
 
     async def _claim_waiting(self, shop: str, ttl: float, wait_ms: int) -> asyncpg.Record | None:
-        async with self._db.transaction(f"claiming the lease of shop {shop}") as conn:
+        async with self._db.transaction(f"claiming the lease of shop {shop}", control=True) as conn:
             await conn.execute(f"SET LOCAL lock_timeout = {wait_ms}")
             # FOR UPDATE, the one lock a write's FOR KEY SHARE holds up (the upsert's own lock
             # would not): the claim waits for every write of the shop in flight.
@@ -108,7 +112,7 @@ class PostgresLeaseStore:
         """Terminates the sessions holding ``shop``'s lease row if its lease is held by another
         daemon and expired by the database's clock; whether any was ended."""
         what = f"ending stale writes of shop {shop}"
-        async with self._db.connection(what) as probe:
+        async with self._db.connection(what, control=True) as probe:
             row = await probe.fetchrow(
                 f"SELECT owner, epoch, expires_at <= clock_timestamp() AS expired FROM {self._leases} WHERE shop = $1",
                 shop,
@@ -117,7 +121,7 @@ class PostgresLeaseStore:
                 return False
             # Who holds a row lock shows only to a session waiting for it: wait on a second
             # connection and ask the server who blocks that wait.
-            async with self._db.transaction(what) as waiter:
+            async with self._db.transaction(what, control=True) as waiter:
                 await waiter.execute(f"SET LOCAL lock_timeout = {wait_ms * HOLDER_PROBES}")
                 waiting = asyncio.ensure_future(
                     waiter.fetchval(f"SELECT 1 FROM {self._leases} WHERE shop = $1 FOR UPDATE", shop)
@@ -168,7 +172,7 @@ class PostgresLeaseStore:
     async def renew(self, held: Mapping[str, int], ttl: float) -> dict[str, Lease]:
         if not held:
             return {}
-        async with self._db.connection(f"renewing the leases of daemon {self._owner}") as conn:
+        async with self._db.connection(f"renewing the leases of daemon {self._owner}", control=True) as conn:
             rows = await conn.fetch(
                 f"UPDATE {self._leases} AS l SET expires_at = clock_timestamp() + make_interval(secs => $4), renewed_at = clock_timestamp()"
                 " FROM unnest($2::text[], $3::bigint[]) AS h(shop, epoch)"
@@ -186,7 +190,7 @@ class PostgresLeaseStore:
         names = list(shops)
         if not names:
             return
-        async with self._db.transaction(f"releasing {len(names)} leases of daemon {self._owner}") as conn:
+        async with self._db.transaction(f"releasing {len(names)} leases of daemon {self._owner}", control=True) as conn:
             # FOR UPDATE first, like a claim: the release waits for this daemon's writes in flight,
             # so none of them lands after it (a released shop is nobody's).
             await conn.execute(
@@ -200,7 +204,7 @@ class PostgresLeaseStore:
             )
 
     async def list_leases(self) -> list[Lease]:
-        async with self._db.connection("listing leases") as conn:
+        async with self._db.connection("listing leases", control=True) as conn:
             rows = await conn.fetch(f'SELECT {LEASE_COLUMNS} FROM {self._leases} ORDER BY shop COLLATE "C"')
         return [lease_of(r) for r in rows]
 

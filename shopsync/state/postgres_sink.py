@@ -87,9 +87,7 @@ class PostgresSink(TableSink[PostgresDatabase, asyncpg.Connection]):
     async def _create_tables(self, names: list[str], *, what: str) -> None:
         async with self.database.transaction(what) as conn:
             # Serialise creators: concurrent CREATE TABLE IF NOT EXISTS can still collide.
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext($1))", f"shopsync:{self.database.schema}"
-            )
+            await self.database.lock_schema(conn)
             for name in names:
                 await self._create_table(conn, name)
                 # Analyst views (state/view_sync.py).

@@ -7,6 +7,7 @@ bound) until the database's own ``now()`` has passed them; the in-memory databas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -348,3 +349,29 @@ async def test_a_claim_ends_the_session_of_an_expired_owner_frozen_inside_a_writ
     finally:
         await a_storage.close()
         await b_storage.close()
+
+
+async def test_the_lease_cycle_goes_on_with_every_run_connection_taken(pg_url: str) -> None:
+    """A daemon whose runs hold all their connections (all waiting on another daemon's lock, say)
+    still beats, claims, renews and releases: the cycle has connections of its own."""
+    storage = await open_storage(pg_url)
+    try:
+        leases = lease_store(storage, "a")
+        assert leases is not None
+        db = storage.state.database  # type: ignore[attr-defined]
+        async with contextlib.AsyncExitStack() as runs:
+            for i in range(db.max_size):
+                await runs.enter_async_context(db.connection(f"run {i}"))
+
+            async def cycle() -> None:
+                assert [m.daemon for m in (await leases.heartbeat(LONG)).members] == ["a"]
+                got = await leases.claim("acme", LONG)
+                assert got is not None and got.owner == "a"
+                assert set(await leases.renew({"acme": got.epoch}, LONG)) == {"acme"}
+                await leases.release(["acme"])
+                assert [(x.shop, x.owner) for x in await leases.list_leases()] == [("acme", None)]
+                await leases.leave()
+
+            await asyncio.wait_for(cycle(), 10)
+    finally:
+        await storage.close()

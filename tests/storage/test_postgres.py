@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime
 
 import asyncpg
@@ -10,7 +12,7 @@ import pytest
 from shopsync.errors import ConfigError, StorageError
 from shopsync.state import Record, StreamState
 from shopsync.state.open import open_storage
-from shopsync.state.postgres import PostgresStateStore, split_schema
+from shopsync.state.postgres import PostgresDatabase, PostgresStateStore, split_schema
 
 
 def rec(i: int, ts: str = "2026-01-01T00:00:00Z") -> Record:
@@ -115,3 +117,45 @@ def test_schema_parameter() -> None:
     assert (dsn, schema) == ("postgresql://h/db?sslmode=disable", "x")
     with pytest.raises(ConfigError, match="schema"):
         split_schema("postgresql://h/db?schema=Bad-Name")
+
+
+async def test_a_process_frozen_under_the_schema_lock_is_ended_by_the_server(pg_url: str) -> None:
+    """A transaction holding the schema's advisory lock (table creation, migrations) that goes idle
+    (its process frozen) is ended by the server after ``lock_idle_timeout``: another process's
+    table creation goes on instead of waiting as long as the frozen one is stopped."""
+    frozen, other = PostgresDatabase(pg_url), PostgresDatabase(pg_url)
+    frozen.lock_idle_timeout = 0.3
+    await frozen.open()
+    await other.open()
+    try:
+        with pytest.raises(StorageError, match="frozen under the lock"):
+            async with frozen.transaction("frozen under the lock") as conn:
+                await frozen.lock_schema(conn)
+                # Nothing more is sent on `conn`: to the server its client is frozen.
+                async with other.transaction("another creator") as theirs:
+                    await asyncio.wait_for(other.lock_schema(theirs), 5)
+                await conn.fetchval("SELECT 1")  # its session was ended
+    finally:
+        await frozen.close()
+        await other.close()
+
+
+async def test_the_control_pool_is_not_the_runs_pool(pg_url: str) -> None:
+    """With every run connection taken (runs all waiting on a lock, say), a control connection
+    (the leases') is still handed out at once; both pools close with the database."""
+    db = PostgresDatabase(pg_url)
+    await db.open()
+    try:
+        async with contextlib.AsyncExitStack() as runs:
+            for i in range(db.max_size):
+                await runs.enter_async_context(db.connection(f"run {i}"))
+            async with db.connection("the lease cycle", control=True) as conn:
+                assert await asyncio.wait_for(conn.fetchval("SELECT 1"), 5) == 1
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2), db.connection("one run too many"):
+                    pass
+    finally:
+        await db.close()
+    with pytest.raises(StorageError, match="is not open"):
+        async with db.connection("after close", control=True):
+            pass
