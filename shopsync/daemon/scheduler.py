@@ -3,11 +3,14 @@
 * A shop's schedule is its ``every``/``cron`` if set, else ``[daemon] every``/``cron``; a resource
   whose file sets ``every`` (one read whole, such as gift cards) runs on that interval instead, or
   on the shop's ``resource_every`` for it;
-  ``jitter`` spreads runs so hundreds of shops do not fire in the same second.
+  ``jitter`` spreads cron runs (and every stream's first run) so hundreds of shops do not fire in
+  the same second.
 * An interval stream's runs come at a fixed phase of the interval, from its shop and resource
   (:meth:`ScheduleSpec.phase`), so a daemon's streams are spread evenly over it: started together,
   1,400 streams every 30 s otherwise all came due within the jitter each time, and their pages
-  queued behind each other for seconds.
+  queued behind each other for seconds. They come exactly ``every`` apart, with no random delay:
+  the phases already spread them, and a delay would only add to the lag (a checkpoint waits for
+  the next run), by up to the whole jitter between two runs.
 * Jobs run with ``max_instances=1`` and ``coalesce=True`` and no misfire grace limit: a sync that
   is still running when its next run comes due is not started twice — the run that came due starts
   right when it ends (``on_skip``), so a stream whose run overran its interval (a large window
@@ -73,16 +76,17 @@ class ScheduleSpec:
         return f"{self.shop}/{self.resource}"
 
     def trigger(self) -> BaseTrigger:
-        """The APScheduler trigger (a fresh one: triggers carry their start time)."""
-        jitter = self.jitter if self.jitter > 0 else None
+        """The APScheduler trigger (a fresh one: triggers carry their start time). Only a cron
+        trigger has the jitter; an interval one runs at its phase exactly (module docstring)."""
         if self.cron is not None:
             minute, hour, day, month, dow = crontab_fields(self.cron)
             return CronTrigger(
-                minute=minute, hour=hour, day=day, month=month, day_of_week=dow, timezone=UTC, jitter=jitter
-            )
+                minute=minute, hour=hour, day=day, month=month, day_of_week=dow, timezone=UTC,
+                jitter=self.jitter if self.jitter > 0 else None,
+            )  # fmt: skip
         assert self.every is not None
         start = _GRID_ORIGIN + timedelta(seconds=self.phase())
-        return IntervalTrigger(seconds=self.every, timezone=UTC, jitter=jitter, start_date=start)
+        return IntervalTrigger(seconds=self.every, timezone=UTC, start_date=start)
 
     def phase(self) -> float:
         """Seconds into each interval this stream runs at (0 for a cron stream): fixed by its job

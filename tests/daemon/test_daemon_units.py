@@ -88,9 +88,12 @@ def test_each_stream_gets_its_shops_schedule_or_the_default(tmp_path):
     assert specs["b/orders"].every == 120.0 and specs["b/orders"].cron is None
     assert specs["c/customers"].cron == "*/15 * * * *" and specs["c/customers"].every is None
     interval = specs["a/orders"].trigger()
-    assert isinstance(interval, IntervalTrigger) and interval.interval == timedelta(minutes=10) and interval.jitter == 30.0
+    # The phase spreads interval runs; no random delay is added to them (only to cron runs).
+    assert isinstance(interval, IntervalTrigger) and interval.interval == timedelta(minutes=10) and interval.jitter is None
+    first = interval.get_next_fire_time(None, datetime(2026, 1, 1, tzinfo=UTC))
+    assert first is not None and interval.get_next_fire_time(first, first) == first + timedelta(minutes=10)
     cron = specs["c/customers"].trigger()
-    assert isinstance(cron, CronTrigger)
+    assert isinstance(cron, CronTrigger) and cron.jitter == 30.0
     start = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
     cron.jitter = None
     assert cron.get_next_fire_time(None, start) == datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
