@@ -15,8 +15,7 @@ same record built as a dict, without parsing anything a second time.
 Where those texts wait for their record depends on the memory budget (``memory_budget``, bytes,
 ``[sync] ingest_memory``): while they fit, in dictionaries; past it, everything held moves to a
 temporary SQLite file (roots keyed by id, children keyed by root) and the rest of the file follows
-it there. Both give the same records in the same order (the file's order of each record's kept
-line, children in file order);
+it there. Both give the same records in the same order (ordered by id, children in file order);
 the budget only decides how much memory is used, so peak memory is the budget (or one batch of
 spill inserts) plus one record, whatever the file's size.
 
@@ -127,7 +126,7 @@ class BulkReassembler:
         self._grandchildren: list[tuple[int, int, str | None, str, int, int]] = []
         self._db: sqlite3.Connection | None = None
         #: The spilled texts, appended in file order (``<spill>.data``, private like the database).
-        self._data = SpillData(Path(str(self.spill_path) + ".data"), memory_budget=memory_budget)
+        self._data = SpillData(Path(str(self.spill_path) + ".data"))
         self.data_path = self._data.path
         self._opened = False
         self._finalized = False
@@ -173,24 +172,15 @@ class BulkReassembler:
         self._data.open()
         self._db = connect_index(self.spill_path)
         self.spilled = True
-        # In file order, as the lines after them will be: the read-back finds a record's
-        # children near it in the data file (SpillData.read).
-        held: list[tuple[int, str, str | None, int, bytes]] = [
-            (seq, gid, updated_at, -1, text) for gid, (seq, updated_at, text) in self._mem_roots.items()
-        ]
+        for gid, (seq, updated_at, text) in self._mem_roots.items():
+            self._roots.append((gid, seq, updated_at, *self._data.append(text)))
+            if len(self._roots) >= _BATCH:
+                self._flush()
         self._mem_roots = {}
         for parent, kids in self._mem_children.items():
-            held.extend((seq, parent, child_id, conn, text) for seq, conn, child_id, text in kids)
+            for seq, conn, child_id, text in kids:
+                self._queue_child(seq, conn, child_id, parent, text)
         self._mem_children = {}
-        held.sort(key=lambda item: item[0])
-        for seq, key, value, conn, text in held:
-            if conn < 0:  # a record: key is its id, value its updatedAt
-                self._roots.append((key, seq, value or "", *self._data.append(text)))
-                if len(self._roots) >= _BATCH:
-                    self._flush()
-            else:  # a child: key is its parent, value its own id
-                self._queue_child(seq, conn, value, key, text)
-        del held
         self._held = 0
         self._flush()
 
@@ -412,7 +402,6 @@ class BulkReassembler:
         assert db is not None
         try:
             db.execute("CREATE INDEX children_root ON children (root_id, seq)")
-            db.execute("CREATE INDEX roots_seq ON roots (seq)")  # the read-back's order
             if self._has_depth2:
                 db.execute("CREATE INDEX children_id ON children (id)")
                 db.execute(
@@ -439,10 +428,9 @@ class BulkReassembler:
 
     # -- output -------------------------------------------------------------------------------
     def texts(self) -> Iterator[tuple[str, str | None, bytes]]:
-        """Complete records as ``(id, updatedAt, JSON text)`` in the file's order (of the copy
-        kept, for a record exported twice), each with its nested lists in file order. The text
-        is what :func:`~shopsync.engine.records.serialize` gives the record (sorted keys,
-        compact); no record is parsed again."""
+        """Complete records as ``(id, updatedAt, JSON text)``, ordered by id, each with its nested
+        lists in file order. The text is what :func:`~shopsync.engine.records.serialize` gives
+        the record (sorted keys, compact); no record is parsed again."""
         self._finalize()
         if self._db is None:
             yield from self._texts_memory()
@@ -450,7 +438,7 @@ class BulkReassembler:
             yield from self._texts_spilled()
 
     def records(self) -> Iterator[dict]:
-        """Complete records as dictionaries (:meth:`texts`, parsed), in the same order."""
+        """Complete records as dictionaries (:meth:`texts`, parsed), ordered by id."""
         for _gid, _updated_at, text in self.texts():
             yield orjson.loads(text)
 
@@ -468,7 +456,7 @@ class BulkReassembler:
                 for seq, conn, gid, text in kids:
                     if depth[conn] == 2:
                         grand.setdefault(root, []).append((seq, conn, gid, parent, text))
-        for gid in sorted(roots, key=lambda g: roots[g][0]):  # file order, as the spilled path
+        for gid in sorted(roots):
             _seq, updated_at, template = roots.pop(gid)
             kids = children.pop(gid, [])
             d1 = [(conn, cid, text) for _s, conn, cid, text in kids if depth[conn] == 1]
@@ -481,41 +469,34 @@ class BulkReassembler:
         db = self._db
         assert db is not None
         read = self._data.read
-        # Records in file order (of the line kept), each joined with its children in SQLite: a
-        # record's children follow it closely in the file, so the texts are mostly read from the
-        # data file's window (SpillData.read) instead of one system call each. Only children of
-        # records come back (orphans were counted already).
-        roots = db.execute("SELECT seq, id, updated_at, off, len FROM roots ORDER BY seq")
-        children = iter(
-            db.execute(
-                "SELECT r.seq, c.conn, c.id, c.off, c.len FROM roots r JOIN children c ON c.root_id = r.id"
-                " ORDER BY r.seq, c.seq"
-            )
-        )
+        roots = db.execute("SELECT id, updated_at, off, len FROM roots ORDER BY id")
+        children = iter(db.execute("SELECT root_id, conn, id, off, len FROM children ORDER BY root_id, seq"))
         pending = next(children, None)
-        grand: Iterator[tuple[int, int, str | None, str, int, int]] = iter(())
+        gcur = None
+        gpending = None
         if self._has_depth2:
-            grand = iter(
-                db.execute(
-                    "SELECT r.seq, g.conn, g.id, g.parent_id, g.off, g.len FROM roots r"
-                    " JOIN grandchildren g ON g.root_id = r.id ORDER BY r.seq, g.seq"
-                )
+            gcur = db.cursor().execute(
+                "SELECT root_id, conn, id, parent_id, off, len FROM grandchildren WHERE root_id IS NOT NULL"
+                " ORDER BY root_id, seq"
             )
-        gpending = next(grand, None)
-        for seq, gid, updated_at, off, length in roots:
-            template = read(off, length, ahead=True)
-            # All three cursors walk in the records' order, so this is a merge join.
+            gpending = gcur.fetchone()
+        for gid, updated_at, off, length in roots:
             d1 = []
-            while pending is not None and pending[0] == seq:
+            # Both cursors walk in id order, so this is a merge join; children of ids that are
+            # not roots (orphans, already counted) are passed over.
+            while pending is not None and pending[0] < gid:
+                pending = next(children, None)
+            while pending is not None and pending[0] == gid:
                 d1.append((pending[1], pending[2], read(pending[3], pending[4])))
                 pending = next(children, None)
             d2 = []
-            while gpending is not None and gpending[0] == seq:
-                d2.append((gpending[1], gpending[2], gpending[3], read(gpending[4], gpending[5])))
-                gpending = next(grand, None)
-            yield gid, updated_at or None, self._build(template, d1, d2)
-        if pending is not None or gpending is not None:  # both joins end with the records
-            raise StorageError(f"{self.spill_path}: the bulk spill file's children are out of step with its records")
+            if gcur is not None:
+                while gpending is not None and gpending[0] < gid:
+                    gpending = gcur.fetchone()
+                while gpending is not None and gpending[0] == gid:
+                    d2.append((gpending[1], gpending[2], gpending[3], read(gpending[4], gpending[5])))
+                    gpending = gcur.fetchone()
+            yield gid, updated_at or None, self._build(read(off, length), d1, d2)
 
     def _build(
         self,

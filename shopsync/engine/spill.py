@@ -20,11 +20,6 @@ __all__ = ["ORPHANS", "SpillData", "connect_index"]
 
 #: Texts gathered before one write to the data file.
 DATA_BUFFER = 1 << 20
-#: Bytes of the data file read at once when the records are read back (see SpillData.read), at
-#: most: the window is half the memory budget (nothing else is held once the texts are spilled),
-#: between these two.
-READ_WINDOW = 4 << 20
-MIN_READ_WINDOW = 64 << 10
 
 #: The spilled children whose parent is not in the file (a constant: no value is ever spliced in).
 ORPHANS = (
@@ -38,15 +33,11 @@ class SpillData:
     """The flat file of spilled texts: :meth:`append` returns where a text will be, :meth:`read`
     gets it back (after :meth:`flush`)."""
 
-    def __init__(self, path: Path, *, memory_budget: int = 0) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.window = min(READ_WINDOW, max(MIN_READ_WINDOW, memory_budget // 2))
         self._fd: int | None = None
         self._buf = bytearray()
         self._size = 0
-        #: The read-back window: ``_win`` holds the data file's bytes from ``_win_start`` on.
-        self._win = b""
-        self._win_start = 0
 
     def open(self) -> None:
         try:
@@ -76,30 +67,13 @@ class SpillData:
             raise StorageError(f"{self.path}: cannot write the bulk spill file: {describe_os_error(exc)}") from exc
         self._buf.clear()
 
-    def read(self, off: int, length: int, *, ahead: bool = False) -> bytes:
-        """The text at ``off``: from the read-back window when it is there, else by one exact read.
-
-        ``ahead`` (a record's own text; records come back in file order): a text outside the
-        window's first half moves the window to start at it, with one read of ``window`` bytes.
-        A record's children follow it in Shopify's files (and the simulator's: 8 to 500 lines
-        on), so they are then found in the window too; texts far from their record (a
-        file in any other order) cost one exact read each, as without a window. The window only
-        moves at a record at least half a window past its start, so no byte is read more than
-        about twice however the file is ordered.
-        """
+    def read(self, off: int, length: int) -> bytes:
         if self._fd is None:
             raise StorageError(f"{self.path}: the bulk spill file is not open")
-        at = off - self._win_start
-        if 0 <= at and at + length <= len(self._win) and not (ahead and at > len(self._win) // 2):
-            return self._win[at : at + length]
+        # One exact read per text. A read-ahead buys nothing: an ungrouped export puts children
+        # far from their records (a trace of 100k orders needed a new 1 MB window every 3.7 reads).
         try:
-            if ahead:
-                self._win = b""  # the old window is let go before the new one is read
-                self._win = os.pread(self._fd, max(self.window, length), off)
-                self._win_start = off
-                data = self._win[:length]
-            else:
-                data = os.pread(self._fd, length, off)
+            data = os.pread(self._fd, length, off)
         except OSError as exc:
             raise StorageError(f"{self.path}: cannot read the bulk spill file: {describe_os_error(exc)}") from exc
         if len(data) != length:
@@ -112,8 +86,6 @@ class SpillData:
             self._fd = None
         self._buf.clear()
         self._size = 0
-        self._win = b""
-        self._win_start = 0
 
 
 def connect_index(path: Path) -> sqlite3.Connection:

@@ -94,7 +94,7 @@ def test_in_memory_and_spilled_give_the_same_bytes(tmp_path: Path, case: tuple[l
         assert other == (texts, counts)
     # The text is the record's canonical serialisation, and the record is complete.
     ids = [gid for gid, _u, _t in texts]
-    assert len(ids) == len(set(ids))  # each record once (in file order, the same for every budget)
+    assert ids == sorted(set(ids))
     for gid, updated_at, text in texts:
         record = orjson.loads(text)
         assert serialize(record) == text and record["id"] == gid and record["updatedAt"] == updated_at
