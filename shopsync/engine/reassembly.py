@@ -469,6 +469,9 @@ class BulkReassembler:
         db = self._db
         assert db is not None
         read = self._data.read
+        # In id order, the sink's key order: each commit's upserts then land after the rows
+        # before them. (Read back in file order through a read-ahead window instead, the reads
+        # were fewer but the sink's upserts, landing between rows already written, cost more.)
         roots = db.execute("SELECT id, updated_at, off, len FROM roots ORDER BY id")
         children = iter(db.execute("SELECT root_id, conn, id, off, len FROM children ORDER BY root_id, seq"))
         pending = next(children, None)

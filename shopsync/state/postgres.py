@@ -215,12 +215,12 @@ class PostgresDatabase(SharedDatabase[asyncpg.Connection]):
         pool, control, self._pool, self._control = self._pool, self._control, None, None
         assert pool is not None and control is not None
         try:
-            await control.close()
-        finally:
             try:
-                await pool.close()
-            except DB_ERRORS as exc:
-                raise self.fail("closing", exc) from exc
+                await control.close()
+            finally:
+                await pool.close()  # closed even when the control pool's close failed
+        except DB_ERRORS as exc:
+            raise self.fail("closing", exc) from exc
 
     @property
     def is_open(self) -> bool:
