@@ -10,7 +10,8 @@
   1,400 streams every 30 s otherwise all came due within the jitter each time, and their pages
   queued behind each other for seconds. They come exactly ``every`` apart, with no random delay:
   the phases already spread them, and a delay would only add to the lag (a checkpoint waits for
-  the next run), by up to the whole jitter between two runs.
+  the next run), by up to the whole jitter between two runs. A run off the phase (the first one,
+  a parked stream's retry) is followed by the next run at the phase (:class:`PhasedIntervalTrigger`).
 * Jobs run with ``max_instances=1`` and ``coalesce=True`` and no misfire grace limit: a sync that
   is still running when its next run comes due is not started twice — the run that came due starts
   right when it ends (``on_skip``), so a stream whose run overran its interval (a large window
@@ -27,6 +28,7 @@ is separate from :class:`StreamScheduler`, the thin wrapper around ``AsyncIOSche
 from __future__ import annotations
 
 import logging
+import math
 import random
 import re
 import zlib
@@ -86,7 +88,7 @@ class ScheduleSpec:
             )  # fmt: skip
         assert self.every is not None
         start = _GRID_ORIGIN + timedelta(seconds=self.phase())
-        return IntervalTrigger(seconds=self.every, timezone=UTC, start_date=start)
+        return PhasedIntervalTrigger(seconds=self.every, timezone=UTC, start_date=start)
 
     def phase(self) -> float:
         """Seconds into each interval this stream runs at (0 for a cron stream): fixed by its job
@@ -100,6 +102,28 @@ class ScheduleSpec:
         """Seconds from now to the first run: uniform over the jitter (never beyond the interval)."""
         spread = self.jitter if self.every is None else min(self.jitter, self.every)
         return rng.uniform(0.0, spread) if spread > 0 else 0.0
+
+
+class PhasedIntervalTrigger(IntervalTrigger):
+    """An interval trigger whose runs stay on its grid (``start_date`` + k × interval) after a run
+    at any other time.
+
+    APScheduler's own interval trigger counts each fire time from the previous one, so a job
+    whose first run came at another time (now plus a part of the jitter when the daemon starts, a
+    parked stream's retry) kept that time's phase for good: the 1,400 streams of a daemon started
+    together all ran within the same few seconds of every interval, whatever their phases. Here
+    the run after one at time t is the first grid point at least half an interval after t: the
+    next grid point when t is on the grid, and never a second run seconds after an off-grid one.
+    """
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        if previous_fire_time is None:
+            fire_time: datetime | None = super().get_next_fire_time(None, now)
+            return fire_time
+        start = self.start_date.timestamp()
+        length = self.interval_length
+        grid_points = math.ceil((previous_fire_time.timestamp() + length / 2 - start) / length)
+        return datetime.fromtimestamp(start + grid_points * length, tz=self.timezone)
 
 
 def schedule_specs(settings: Any) -> dict[str, ScheduleSpec]:

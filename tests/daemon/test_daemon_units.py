@@ -853,3 +853,32 @@ def test_interval_streams_run_at_fixed_phases_spread_over_the_interval():
     assert again == specs[7].trigger().get_next_fire_time(None, now)
     intervals = ((again - datetime(2000, 1, 1, tzinfo=UTC)).total_seconds() - specs[7].phase()) / 30
     assert intervals == pytest.approx(round(intervals), abs=1e-4)
+
+
+def test_after_a_run_off_its_phase_a_stream_runs_at_its_phase_again():
+    """The first run comes at now plus a part of the jitter (a parked stream's retry at its
+    parking's end): the runs after it are back at the stream's phase, not that time's."""
+    spec = ScheduleSpec(shop="sim7", resource="orders", every=30.0, jitter=5.0)
+
+    def intervals_from_grid(t: datetime) -> float:
+        return ((t - datetime(2000, 1, 1, tzinfo=UTC)).total_seconds() - spec.phase()) / 30
+
+    trigger = spec.trigger()
+    for off in (datetime(2026, 12, 4, 12, 0, 0, 123_456, tzinfo=UTC), datetime(2026, 12, 4, 12, 0, 17, tzinfo=UTC)):
+        assert intervals_from_grid(off) != pytest.approx(round(intervals_from_grid(off)), abs=1e-3)
+        # As APScheduler asks after the run at ``off``: when is the next?
+        second = trigger.get_next_fire_time(off, off)
+        assert second is not None
+        assert intervals_from_grid(second) == pytest.approx(round(intervals_from_grid(second)), abs=1e-4)
+        assert 15 <= (second - off).total_seconds() <= 45  # never a second run right after the first
+        third = trigger.get_next_fire_time(second, second)
+        assert third is not None and (third - second).total_seconds() == pytest.approx(30, abs=1e-4)
+    # Coalesced after a pause: the run times APScheduler walks to catch up stay on the grid and end.
+    first = trigger.get_next_fire_time(None, datetime(2026, 12, 4, 12, 0, tzinfo=UTC))
+    assert first is not None
+    walked, t = [], first
+    while t is not None and t <= first + timedelta(minutes=5):
+        walked.append(t)
+        t = trigger.get_next_fire_time(t, first + timedelta(minutes=5))
+    assert len(walked) == 11 and {round(intervals_from_grid(w), 4) % 1 for w in walked} == {0.0}
+
