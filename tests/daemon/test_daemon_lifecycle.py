@@ -36,14 +36,11 @@ async def test_reload_adds_removes_and_changes_shops_without_dropping_in_flight_
     running — that run still completes exactly — adds gamma, narrows beta's resources and changes
     its schedule. A file that is not TOML, or that moves the database, is rejected with its message
     while the running configuration continues."""
-    # Data that ends five minutes ago (the default anchor is the current minute): alpha is removed
-    # before a second window could read records stamped within the safety margin of the first,
-    # and gamma's first run must read it all (with the default anchor, a test started in the first
-    # seconds of a minute found the records stamped within the safety margin missing).
-    five_minutes_ago = {"anchor": float(int(time.time()) - 300)}
+    # small_shop's data ends five minutes ago: alpha is removed before a second window could read
+    # records stamped within the safety margin of the first, and gamma's first run reads it all.
     # alpha's bulk export runs for a few seconds (1,000 objects/s).
-    slow = small_shop("alpha", seed=3, bulk_objects_per_second=20.0, data=five_minutes_ago)
-    settled = small_shop("gamma", seed=5, data=five_minutes_ago)
+    slow = small_shop("alpha", seed=3, bulk_objects_per_second=20.0)
+    settled = small_shop("gamma", seed=5)
     async with run_simulator(slow, small_shop("beta", seed=4), settled) as server:
         alpha, beta, gamma = (server.shops[n] for n in ("alpha", "beta", "gamma"))
         config = tmp_path / "shopsync.toml"

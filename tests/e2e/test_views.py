@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
 from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal
@@ -116,7 +115,7 @@ def expected_counts(plans: dict[str, ViewPlan], live: dict[str, list[dict]]) -> 
 
 @pytest.fixture
 async def shop():
-    config = small_shop("views", data={"anchor": float(int(time.time()) - 300)})
+    config = small_shop("views")
     async with run_simulator(config) as server:
         yield server.shop()
 

@@ -29,10 +29,16 @@ def small_config(**overrides: Any) -> SimConfig:
 
 
 def small_shop(name: str, *, seed: int = 7, mutate: float = 0.0, **overrides: Any) -> SimConfig:
-    """A small but realistic store (ties, a 300-line-item order, unicode) on a fast clock."""
+    """A small but realistic store (ties, a 300-line-item order, unicode) on a fast clock.
+
+    Its base data ends five minutes ago, as :func:`sim_config`'s does: with the simulator's default
+    anchor (the current minute) a test started in the first seconds of a minute found the records
+    stamped at the anchor beyond its first window (``now − safety_margin``) and missing from it.
+    """
     data = DataConfig(
         seed=seed, orders=400, products=25, customers=80, locations=2, collections=5,
         big_orders=1, big_order_line_items=300, tie_groups=1, tie_group_size=80,
+        anchor=float(int(time.time()) - 300),
     )
     defaults: dict[str, Any] = {"time_scale": 50.0, "index_lag": 1.0}
     if mutate:
