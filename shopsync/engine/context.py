@@ -22,7 +22,7 @@ from shopsync.engine.slots import BulkSlots
 from shopsync.observability.events import EngineObserver, NullObserver
 from shopsync.queries import Resource
 from shopsync.settings import SyncConfig
-from shopsync.state import StateStore
+from shopsync.state import StateStore, StreamState
 
 #: Bulk result files downloaded and reassembled at once in one process, whatever the number of
 #: shops: each costs a download buffer, a spill database, a worker thread and a batch in flight.
@@ -70,6 +70,10 @@ class ShopRuntime:
     last_paged_points: dict[str, float] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     decisions_stored: dict[str, float] = field(default_factory=dict)  # when each was last written
+    #: Each resource's last look at its deletion events (its ``@deletions`` row as this process
+    #: knows it, possibly ahead of the saved one) and when that row was last written.
+    deletion_looks: dict[str, StreamState] = field(default_factory=dict)
+    deletion_looks_stored: dict[str, float] = field(default_factory=dict)
     #: Each resource's points per record by its page query's requested cost (before pages are measured).
     prior_points: dict[str, float] = field(default_factory=dict)
 

@@ -322,14 +322,21 @@ class SyncEngine:
                 decision = await path_choice.choose(ctx, state, window)
                 bound = decision.count if decision.count_exact else None
                 state = state.with_window(format_ts(window.start) if window.start else None, format_ts(window.end), decision.path)
-                await self.state_store.save_stream(state)
+                # A window read page by page is saved with its first page (or its plan of slices):
+                # a crash before that leaves nothing of it written, so the next run chooses a
+                # window afresh and loses nothing, and a daemon's run saves one row less of its
+                # three or four. An export's window is saved now: its operation is started next.
+                if decision.path != "paginated":
+                    await self.state_store.save_stream(state)
             else:
                 log.info("%s: resuming the %s window left in flight (%s .. %s)", ctx.label, state.path, state.window_start, state.window_end)
             began_on = state.path or ""
             state = await self._read_window(ctx, state, counted_before=bound)
-            paths.extend((began_on, state.path or ""))  # different after a hand-over: paginated+bulk
-            state = state.completed(state.window_end, self._now_ts())
-            await self.state_store.commit(state)
+            # Different after a hand-over (paginated+bulk); None when closed with its last page.
+            paths.extend((began_on, state.path or began_on))
+            if state.window_end is not None:  # not closed with its last page
+                state = state.completed(state.window_end, self._now_ts())
+                await self.state_store.commit(state)
             ctx.observer.on_checkpoint(shop.name, resource.name, state.watermark)
             # completed() moved the watermark to the window's end, which is never None.
             if parse_ts(state.watermark or "") >= target:
@@ -351,7 +358,11 @@ class SyncEngine:
         whose end is past only loses records (an update moves a record past the end, a deletion
         removes it), so a read that delivered at least that many missed none, and the guard's
         count after the read, which could only be lower, is not asked for: one request less per
-        run of every small window (the daemon's steady state)."""
+        run of every small window (the daemon's steady state).
+
+        The state returned has the window still in flight for the caller to close, or already
+        closed (``window_end`` None) when it was closed with its last page: a window read as one
+        chain whose count guard is met by the read itself (:meth:`_closing`)."""
         if ctx.resource.singular:
             return await singular.read_object(ctx, state)
         search = (
@@ -366,7 +377,12 @@ class SyncEngine:
                 return await slices.read_window(ctx, state)
             handed: list[StreamState] = []
             with _paginating(ctx, self._paging_demand(ctx, state)):
-                state = await paginated.read_window(ctx, state, search, hand_over=self._hand_over_check(ctx, handed))
+                state = await paginated.read_window(
+                    ctx, state, search, hand_over=self._hand_over_check(ctx, handed),
+                    finish=self._closing(ctx, counted_before),
+                )  # fmt: skip
+            if state.window_end is None:  # closed with its last page: its guard was met
+                return state
             if handed:
                 state = handed[0]
                 await self.state_store.save_stream(state)
@@ -383,6 +399,19 @@ class SyncEngine:
             state = state.rewound()
             await self.state_store.save_stream(state)
         return state
+
+    def _closing(self, ctx: StreamContext, counted_before: int | None) -> paginated.Finish:
+        """How a window read page by page is closed with its last page, when nothing is left to
+        check after it: the resource has no count guard, or the read delivered at least the
+        EXACT count taken before it (the guard's count after could only be lower)."""
+        guarded = _count_guarded(ctx.resource)
+
+        def close(read: StreamState) -> StreamState | None:
+            if guarded and (counted_before is None or read.records_in_window < counted_before):
+                return None
+            return read.completed(read.window_end, self._now_ts())
+
+        return close
 
     @staticmethod
     def _paging_demand(ctx: StreamContext, state: StreamState) -> float | None:
@@ -445,7 +474,7 @@ class SyncEngine:
         Records updated while the window was read move past its end (their new ``updatedAt`` is
         "now"), so Shopify may count *fewer* than we read; it can never rightly count more.
         """
-        if not ctx.resource.count_field or not ctx.resource.incremental or ctx.resource.parent_field:
+        if not _count_guarded(ctx.resource):
             return None
         counted = await paginated.count_records(ctx, search)
         if counted is None or counted <= state.records_in_window:
@@ -457,7 +486,10 @@ class SyncEngine:
         if not resource.deletion_subject:
             return
         key = resource.name + DELETIONS_SUFFIX
-        dstate = await self.state_store.get_stream(shop.name, key) or StreamState(shop=shop.name, resource=key)
+        runtime = ctx.shop
+        # This process's own look is the freshest (its row may lag it, below); else the saved row.
+        dstate = runtime.deletion_looks.get(key) or await self.state_store.get_stream(shop.name, key)
+        dstate = dstate or StreamState(shop=shop.name, resource=key)
         sync = self.settings.sync
         end = from_epoch(self.clock()) - sync.safety_margin
         since = parse_optional_ts(dstate.watermark)
@@ -483,8 +515,17 @@ class SyncEngine:
             if deletions or not has_next:
                 done = not has_next
                 new_state = dstate.succeeded(format_ts(end) if done else None, self._now_ts())
-                await self.state_store.commit(new_state, deletions=deletions)
+                # A look that found nothing only moves the row's watermark on: that is written at
+                # most every STORE_EVERY seconds (one commit less per run of a daemon's streams).
+                # Until then a restart reads the events since the row's older watermark again,
+                # which marks nothing twice: the row never claims more than was looked at.
+                now = self.clock()
+                stored = runtime.deletion_looks_stored.get(key)
+                if deletions or not done or stored is None or now - stored >= path_choice.STORE_EVERY:
+                    await self.state_store.commit(new_state, deletions=deletions)
+                    runtime.deletion_looks_stored[key] = now
                 dstate = new_state
+                runtime.deletion_looks[key] = dstate
             if not has_next:
                 return
             after = conn["pageInfo"]["endCursor"]
@@ -527,6 +568,12 @@ def _paginating(ctx: StreamContext, demand: float | None) -> Iterator[None]:
         shop.paginating[name] -= 1
         shop.paging_points.pop(name, None)
         shop.last_paged_points[name] = ctx.meter.points - spent
+
+
+def _count_guarded(resource: Resource) -> bool:
+    """Whether a window of ``resource`` read page by page is checked against Shopify's count of
+    it: an incremental resource with a count field, not read per parent."""
+    return bool(resource.count_field) and resource.incremental and not resource.parent_field
 
 
 def _in_flight(state: StreamState) -> str:

@@ -204,10 +204,19 @@ def to_record(ctx: StreamContext, data: dict[str, Any]) -> Record:
 #: Asked after each committed page with the state and the page's last ``updatedAt``: True stops
 #: the read there (the engine hands the rest of the window to a bulk export).
 HandOver = Callable[[StreamState, str | None], Awaitable[bool]]
+#: Asked with the state after the window's last page, before that page is committed: the state
+#: that closes the window (committed with the page, one transaction), or None when the caller has
+#: to check the window first (its count guard) and closes it after.
+Finish = Callable[[StreamState], StreamState | None]
 
 
 async def read_window(
-    ctx: StreamContext, state: StreamState, search: str | None, *, hand_over: HandOver | None = None
+    ctx: StreamContext,
+    state: StreamState,
+    search: str | None,
+    *,
+    hand_over: HandOver | None = None,
+    finish: Finish | None = None,
 ) -> StreamState:
     """Read the in-flight window of ``state`` from its cursor to the end, committing every page.
 
@@ -221,6 +230,10 @@ async def read_window(
     :func:`~shopsync.engine.planner.page_chains`) has its rest cut into time slices paged at once,
     each its own cursor chain (:func:`_split`); a window whose state already holds such a plan
     resumes its unfinished slices. The state returned then counts every slice's records.
+
+    ``finish``, when given, may close a window read as one chain with its last page: the state
+    returned is then the closed one (no window in flight). A daemon's small windows are mostly
+    one page, and this saves their run a commit of its own.
     """
     if ctx.resource.parent_field:
         return await _read_children_window(ctx, state, search, ctx.resource.parent_field)
@@ -228,7 +241,7 @@ async def read_window(
     if plan is not None:
         return await _read_chains(ctx, state, plan)
     split = _splitter(ctx) if _may_split(ctx, state, search) else None
-    state, plan = await _read_chain(ctx, state, search, hand_over=hand_over, split=split)
+    state, plan = await _read_chain(ctx, state, search, hand_over=hand_over, split=split, finish=finish)
     if plan is None:
         return state
     return await _read_chains(ctx, state, plan)
@@ -246,9 +259,11 @@ async def _read_chain(
     *,
     hand_over: HandOver | None = None,
     split: _Split | None = None,
+    finish: Finish | None = None,
 ) -> tuple[StreamState, list[Window] | None]:
     """One cursor chain from ``state``'s cursor to the end of ``search``; or, when ``split`` says
-    so after a page, to that page only, with the plan of slices that read the rest."""
+    so after a page, to that page only, with the plan of slices that read the rest. ``finish``
+    may close the window with the chain's last page (:data:`Finish`)."""
     shape = page_shape(ctx.resource)
     make_doc = partial(_page_document, ctx.resource)
     cursor = state.cursor
@@ -267,14 +282,15 @@ async def _read_chain(
         info = conn["pageInfo"]
         end_cursor = info["endCursor"] or cursor
         state = state.with_page(end_cursor, len(records))
-        await ctx.state_store.commit(state, records)
+        closed = finish(state) if finish is not None and not info["hasNextPage"] else None
+        await ctx.state_store.commit(closed or state, records)
         ctx.observer.on_records(ctx.shop.name, ctx.resource.name, "paginated", len(records))
         spent = ctx.meter.points - points
         model.add_page(len(records), spent, ctx.meter.seconds - seconds, full=info["hasNextPage"])
         ctx.shop.page_spent(ctx.resource.name, spent)
         crashpoint("after_commit")
         if not info["hasNextPage"]:
-            return state, None
+            return closed or state, None
         last_updated_at = records[-1].updated_at if records else None
         if hand_over is not None and await hand_over(state, last_updated_at):
             return state, None
