@@ -324,8 +324,8 @@ class SyncEngine:
                 state = state.with_window(format_ts(window.start) if window.start else None, format_ts(window.end), decision.path)
                 # A window read page by page is saved with its first page (or its plan of slices):
                 # a crash before that leaves nothing of it written, so the next run chooses a
-                # window afresh and loses nothing, and a daemon's run saves one row less of its
-                # three or four. An export's window is saved now: its operation is started next.
+                # window afresh and loses nothing, and the opening costs no transaction of its
+                # own. An export's window is saved now: its operation is started next.
                 if decision.path != "paginated":
                     await self.state_store.save_stream(state)
             else:
@@ -518,7 +518,8 @@ class SyncEngine:
                 # A look that found nothing only moves the row's watermark on: that is written at
                 # most every STORE_EVERY seconds (one commit less per run of a daemon's streams).
                 # Until then a restart reads the events since the row's older watermark again,
-                # which marks nothing twice: the row never claims more than was looked at.
+                # which marks nothing twice (a tombstone leaves a row already marked alone:
+                # state/table.py): the row never claims more than was looked at.
                 now = self.clock()
                 stored = runtime.deletion_looks_stored.get(key)
                 if deletions or not done or stored is None or now - stored >= path_choice.STORE_EVERY:

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Suffix of the state row holding a stream's last path decision (JSON in its ``cursor``).
 PATH_SUFFIX = "@path"
-#: Seconds an unchanged decision (same path, same reason) may go without its row being rewritten.
+#: Seconds an unchanged decision (same path, same reason) may go without its row being rewritten;
+#: the engine's ``@deletions`` rows after a look that found nothing go as long.
 STORE_EVERY = 300.0
 
 

@@ -94,7 +94,7 @@ async def test_a_windows_pages_carry_its_opening_and_close_and_no_deletion_is_mi
                 clock.advance(path_choice.STORE_EVERY)
                 writes = await run(engine)  # an empty look, but the row is STORE_EVERY old
                 assert writes[deletions_key] == 1, writes
-            # A new process: its first look writes the row; the deletion is marked, once.
+            # A new process: its first look writes the row and marks the deletion made in between.
             second = shop.store.gid_of("Order", 201)
             shop.store.delete(second)
             async with SyncEngine(settings, store, work_dir=settings.work_dir, clock=clock) as engine:  # type: ignore[arg-type]
