@@ -2,7 +2,8 @@
 
 A COMPLETED operation's result file is downloaded (Range-resumed, see :mod:`~shopsync.engine.download`),
 reassembled in a worker thread (:mod:`~shopsync.engine.reassembly`: each line parsed once,
-children onto parents by ``__parentId``, within the ``[sync] ingest_memory`` budget), and its
+children onto parents by ``__parentId``, within the ``[sync] ingest_memory`` budget; a file past
+it is read by ``[sync] ingest_workers`` processes at once, :mod:`~shopsync.engine.spill_worker`), and its
 records committed in large batches with the stream's state; its root lines must match the
 operation's ``rootObjectCount``. A FAILED operation's partial file gives only the records that are
 provably complete (:func:`ingest_partial`). The bulk path's orchestration is :mod:`~shopsync.engine.bulk`.
@@ -26,6 +27,7 @@ from shopsync.engine.context import MAX_CONCURRENT_INGEST, StreamContext
 from shopsync.engine.download import download_to_file, iter_line_blocks
 from shopsync.engine.paginated import operation
 from shopsync.engine.reassembly import BulkReassembler
+from shopsync.engine.spill_worker import parts_for, spill_in_parts
 from shopsync.errors import BulkFileError, IntegrityError, QueryError, UrlExpiredError
 from shopsync.queries import builder
 from shopsync.shopify.shape import bulk_operation_problem
@@ -200,12 +202,18 @@ async def _reassembled(
         try:
             spill.unlink(missing_ok=True)
             budget = ctx.settings.ingest_memory
+            parts = parts_for(path.stat().st_size, workers=ctx.settings.ingest_workers, memory_budget=budget)
             with BulkReassembler(ctx.resource, spill, strict=strict, memory_budget=budget) as reassembler:
-                for block in iter_line_blocks(path):
-                    if stop.is_set():
+                if parts > 1:
+                    if not spill_in_parts(reassembler, path, parts, strict=strict, stop=stop.is_set):
                         return
-                    reassembler.feed_lines(block)
-                    summary.lines = reassembler.lines
+                else:
+                    for block in iter_line_blocks(path):
+                        if stop.is_set():
+                            return
+                        reassembler.feed_lines(block)
+                        summary.lines = reassembler.lines
+                summary.lines = reassembler.lines
                 for batch in record_batches(reassembler.texts(), ctx.shop.name, ctx.resource.name, keep=keep):
                     if not put(batch):
                         return

@@ -36,18 +36,22 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from shopsync.engine.bulk_shape import BulkShape
 from shopsync.engine.record_text import SLOT, exact_copy, fill_template, record_template
-from shopsync.engine.records import gid_type
-from shopsync.engine.spill import ORPHANS, SpillData, connect_index
+from shopsync.engine.spill import ORPHANS, PART_SHIFT, SpillData, connect_index
 from shopsync.errors import BulkFileError, StorageError
 from shopsync.fsutil import create_private_file, describe_os_error, ensure_private_dir
-from shopsync.queries import NestedConnection, Resource
+from shopsync.shopify.gid import gid_type
+
+if TYPE_CHECKING:
+    from shopsync.queries import Resource
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,28 @@ _SORT = orjson.OPT_SORT_KEYS
 _Child = tuple[int, int, "str | None", bytes]
 #: What the record of one root is built from: (depth-1 children, depth-2 children), in file order.
 _Rows = tuple[list[tuple[int, "str | None", bytes]], list[tuple[int, "str | None", str, bytes]]]
+#: How every bad line's message starts, before its 1-based number.
+LINE_PREFIX = "bulk result line "
+_SPILL_SUFFIXES = ("", "-journal", "-wal", "-shm", ".data")
+
+
+def line_error(line: int, what: str) -> BulkFileError:
+    """The error naming the file's ``line`` (1-based); ``what`` follows the number in the message."""
+    return BulkFileError(f"{LINE_PREFIX}{line}{what}", line=line)
+
+
+@dataclass(frozen=True)
+class SpillPart:
+    """What a spill worker (:mod:`~shopsync.engine.spill_worker`) leaves of its part of a file: its
+    index and data files, its counts, and the first bad line it met, if any (its number within
+    the part, and what follows that number in the message)."""
+
+    index: Path
+    data: Path
+    lines: int
+    root_lines: int
+    parent_lines: int
+    problem: tuple[int, str] | None = None
 
 
 class BulkReassembler:
@@ -86,8 +112,10 @@ class BulkReassembler:
     counted, logged and dropped.
     """
 
-    def __init__(self, resource: Resource, spill_path: Path, *, strict: bool = True, memory_budget: int = 0) -> None:
-        self.resource = resource
+    def __init__(
+        self, resource: Resource | BulkShape, spill_path: Path, *, strict: bool = True, memory_budget: int = 0
+    ) -> None:
+        self.shape = shape = resource if isinstance(resource, BulkShape) else BulkShape.of(resource)
         self.spill_path = Path(spill_path)
         self.strict = strict
         self.memory_budget = memory_budget
@@ -102,19 +130,16 @@ class BulkReassembler:
         self.orphan_sample: list[str] = []
         self.duplicate_roots = 0
         self.spilled = False
-        self._flat: list[NestedConnection] = list(resource.all_nested())
-        self._by_type: dict[str, int] = {}
-        for i, nc in enumerate(self._flat):
-            for t in nc.node_types:
-                self._by_type[t] = i
-        self._depth = [nc.depth for nc in self._flat]
+        conns = self._conns = shape.connections
+        self._by_type: dict[str, int] = {t: i for i, c in enumerate(conns) for t in c.node_types}
+        self._depth = [c.depth for c in conns]
         # Per connection: its position among its parent's connections (the template's slots are
         # the connections' fields in sorted order, as OPT_SORT_KEYS writes them).
-        self._slot: list[int] = [0] * len(self._flat)
-        self._root_fields = self._fields(resource.nested)
-        #: The record's connections in slot order.
-        self._root_conns = sorted(resource.nested, key=lambda nc: nc.field)
-        self._child_fields = [self._fields(nc.children) for nc in self._flat]
+        self._slot: list[int] = [0] * len(conns)
+        self._root_fields = self._fields(shape.top)
+        #: The record's connections (indices into ``_conns``) in slot order.
+        self._root_conns = sorted(shape.top, key=lambda i: conns[i].field)
+        self._child_fields = [self._fields(c.children) for c in conns]
         self._has_depth2 = any(d == 2 for d in self._depth)
         # In memory: roots by id → (line, updatedAt, template); children by their __parentId.
         self._mem_roots: dict[str, tuple[int, str, bytes]] = {}
@@ -131,15 +156,21 @@ class BulkReassembler:
         self._opened = False
         self._finalized = False
         self._owner: dict[str, str] = {}
+        #: Set by :meth:`seal_part`: a spill worker leaves its files to the process adopting them.
+        self._keep_files = False
+        #: Adopted parts (:meth:`adopt_parts`), each read through its own data file.
+        self._parts: list[SpillPart] = []
+        self._part_data: list[SpillData] = []
 
-    def _fields(self, nested: Iterable[NestedConnection]) -> tuple[tuple[str, bytes, bytes], ...]:
-        """The nested connections' fields in sorted order, each with its empty list in serialised
-        form (``"lineItems":[]``) and its template slot (``"lineItems":[<NUL>]``)."""
+    def _fields(self, nested: Iterable[int]) -> tuple[tuple[str, bytes, bytes], ...]:
+        """The nested connections' (indices into ``_conns``) fields in sorted order, each with its
+        empty list in serialised form (``"lineItems":[]``) and its template slot (``"lineItems":[<NUL>]``)."""
         out = []
-        for pos, nc in enumerate(sorted(nested, key=lambda nc: nc.field)):
-            self._slot[self._flat.index(nc)] = pos
-            key = orjson.dumps(nc.field)
-            out.append((nc.field, key + b":[]", key + b":[" + SLOT + b"]"))
+        for pos, i in enumerate(sorted(nested, key=lambda i: self._conns[i].field)):
+            self._slot[i] = pos
+            field = self._conns[i].field
+            key = orjson.dumps(field)
+            out.append((field, key + b":[]", key + b":[" + SLOT + b"]"))
         return tuple(out)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -153,8 +184,7 @@ class BulkReassembler:
         self.close()
 
     def open(self) -> None:
-        for suffix in ("", "-journal", "-wal", "-shm", ".data"):
-            Path(str(self.spill_path) + suffix).unlink(missing_ok=True)
+        _remove_spill(self.spill_path)
         try:
             # Customers' data: the file 0600 (and its directories 0700) whatever the umask; SQLite
             # gives any file it makes beside it the same mode. Made now, used only past the budget:
@@ -199,10 +229,103 @@ class BulkReassembler:
             self._db.close()
             self._db = None
         self._data.close()
+        for data in self._part_data:
+            data.close()
+        self._part_data = []
         self._mem_roots = {}
         self._mem_children = {}
-        for suffix in ("", "-journal", "-wal", "-shm", ".data"):
-            Path(str(self.spill_path) + suffix).unlink(missing_ok=True)
+        if not self._keep_files:
+            _remove_spill(self.spill_path)
+        for part in self._parts:
+            _remove_spill(part.index)
+        self._parts = []
+
+    # -- a file read in parts, by spill workers at once ---------------------------------------
+    def part_path(self, number: int) -> Path:
+        """Where the spill of part ``number`` goes (beside this reassembler's own, deleted with it)."""
+        return Path(f"{self.spill_path}.part{number}")
+
+    def seal_part(self, problem: tuple[int, str] | None = None) -> SpillPart:
+        """End a spill worker's part (this reassembler read it, spilling from the first line):
+        everything written and committed, and the files left for :meth:`adopt_parts`."""
+        if self._db is None:
+            raise RuntimeError("seal_part() needs a reassembler that spills from the first line")
+        self._flush()
+        self._data.flush()
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.spill_path}: cannot write the bulk spill file: {exc}") from exc
+        self._db.close()
+        self._db = None
+        self._data.close()
+        self._keep_files = self._finalized = True
+        return SpillPart(self.spill_path, self.data_path, self.lines, self.root_lines, self.parent_lines, problem)
+
+    def adopt_parts(self, parts: Iterable[SpillPart]) -> None:
+        """Take over a file that spill workers read in parts, in file order, instead of feeding it.
+
+        The first bad line of the file (the earliest part's) raises its :class:`BulkFileError`,
+        numbered in the whole file. Otherwise the parts' indexes are merged into this one as if
+        its lines had been fed here: line numbers counted on from part to part, of a record's
+        copies the newest kept (a later part's on a tie), and the texts read from the parts' own
+        data files. The parts' files are deleted with this reassembler's.
+        """
+        if not self._opened or self._finalized or self.lines:
+            raise RuntimeError("adopt_parts() needs an open reassembler that has been fed nothing")
+        parts = list(parts)
+        self._parts = parts
+        base = 0
+        for part in parts:
+            if part.problem is not None:
+                line, what = part.problem
+                raise line_error(base + line, what)
+            base += part.lines
+        if self._db is None:
+            self._spill()
+        db = self._db
+        assert db is not None
+        base = 0
+        try:
+            db.execute("COMMIT")  # ATTACH is refused inside a transaction
+            for number, part in enumerate(parts):
+                data = SpillData(part.data)
+                data.open_existing()
+                self._part_data.append(data)
+                shift = number << PART_SHIFT
+                db.execute("ATTACH DATABASE ? AS part", (str(part.index),))
+                db.execute("BEGIN")
+                # Within a part a record's copies were already settled the same way (the later
+                # line wins a tie), so only copies in different parts meet here, in file order.
+                db.execute(
+                    "INSERT INTO roots (id, seq, updated_at, off, len) SELECT id, seq + ?, updated_at, off + ?, len"
+                    " FROM part.roots WHERE true ON CONFLICT (id) DO UPDATE SET seq = excluded.seq,"
+                    " updated_at = excluded.updated_at, off = excluded.off, len = excluded.len"
+                    " WHERE excluded.updated_at >= roots.updated_at",
+                    (base, shift),
+                )
+                db.execute(
+                    "INSERT INTO children (seq, root_id, conn, id, off, len)"
+                    " SELECT seq + ?, root_id, conn, id, off + ?, len FROM part.children",
+                    (base, shift),
+                )
+                db.execute(
+                    "INSERT INTO grandchildren (seq, conn, id, parent_id, off, len)"
+                    " SELECT seq + ?, conn, id, parent_id, off + ?, len FROM part.grandchildren",
+                    (base, shift),
+                )
+                db.execute("COMMIT")
+                db.execute("DETACH DATABASE part")
+                base += part.lines
+                self.root_lines += part.root_lines
+                self.parent_lines += part.parent_lines
+            db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.spill_path}: cannot merge the parts of the bulk spill file: {exc}") from exc
+        self.lines = self.object_count = base
+
+    def _read_part(self, off: int, length: int) -> bytes:
+        return self._part_data[off >> PART_SHIFT].read(off & ((1 << PART_SHIFT) - 1), length)
 
     # -- input --------------------------------------------------------------------------------
     def feed(self, line: bytes) -> None:
@@ -223,9 +346,9 @@ class BulkReassembler:
         dumps = orjson.dumps
         exact = exact_copy  # a local name: this loop runs once per line
         by_type = self._by_type
-        res = self.resource
+        res = self.shape
         parent_field = res.parent_field
-        one_connection = len(self._flat) == 1
+        one_connection = len(self._conns) == 1
         child_fields = self._child_fields
         budget = self.memory_budget
         for line in lines:
@@ -237,9 +360,9 @@ class BulkReassembler:
             try:
                 obj = loads(line)
             except orjson.JSONDecodeError as exc:
-                raise BulkFileError(f"bulk result line {seq} is not JSON: {exc}", line=seq) from exc
+                raise line_error(seq, f" is not JSON: {exc}") from exc
             if type(obj) is not dict:
-                raise BulkFileError(f"bulk result line {seq} is not a JSON object", line=seq)
+                raise line_error(seq, " is not a JSON object")
             parent = obj.pop(PARENT_KEY, None)
             gid = obj.get("id")
             if parent_field:
@@ -257,14 +380,14 @@ class BulkReassembler:
                 kind = gid_type(gid) if isinstance(gid, str) else None
             if not isinstance(parent, str) or not parent:
                 what = "is neither a record nor a child" if parent is None else f"has a {PARENT_KEY} that is not an id"
-                raise BulkFileError(f"bulk result line {seq}: {gid!r} {what}", line=seq)
+                raise line_error(seq, f": {gid!r} {what}")
             conn = by_type.get(kind or "")
             if conn is None:
                 if not one_connection:
-                    raise BulkFileError(
-                        f"bulk result line {seq}: cannot tell which nested connection of "
-                        f"{res.name} holds {gid!r} (known node types: {', '.join(sorted(by_type))})",
-                        line=seq,
+                    raise line_error(
+                        seq,
+                        f": cannot tell which nested connection of {res.name} holds {gid!r}"
+                        f" (known node types: {', '.join(sorted(by_type))})",
                     )
                 conn = 0  # only one nested connection: it must be that one
             fields = child_fields[conn]
@@ -286,7 +409,7 @@ class BulkReassembler:
 
     def _add_root(self, seq: int, gid: object, obj: dict[str, Any]) -> None:
         if not isinstance(gid, str) or not gid:
-            raise BulkFileError(f"bulk result line {seq}: a record without an id", line=seq)
+            raise line_error(seq, ": a record without an id")
         self.root_lines += 1
         fields = self._root_fields
         if fields:
@@ -363,7 +486,7 @@ class BulkReassembler:
         if self.orphan_count:
             log.warning(
                 "bulk result for %s: %d child lines whose parent is not in the file (parents %s)",
-                self.resource.name,
+                self.shape.name,
                 self.orphan_count,
                 ", ".join(self.orphan_sample),
             )
@@ -468,7 +591,7 @@ class BulkReassembler:
     def _texts_spilled(self) -> Iterator[tuple[str, str | None, bytes]]:
         db = self._db
         assert db is not None
-        read = self._data.read
+        read = self._read_part if self._part_data else self._data.read
         # In id order, the sink's key order: each commit's upserts then land after the rows
         # before them. (Read back in file order through a read-ahead window instead, the reads
         # were fewer but the sink's upserts, landing between rows already written, cost more.)
@@ -532,16 +655,16 @@ class BulkReassembler:
             gplace: dict[str, tuple[str, int, int]] = {}
             for conn, cid, parent_id, text in d2:
                 where = place.get(parent_id)
-                nc = self._flat[conn]
+                nc = self._conns[conn]
                 parent_conn = self._root_conns[where[0]] if where is not None else None
-                if parent_conn is None or nc not in parent_conn.children:
+                if parent_conn is None or conn not in self._conns[parent_conn].children:
                     raise BulkFileError(
                         f"bulk result: {cid!r} ({nc.node_type}) is under {parent_id!r}, "
-                        f"which is not a {nc.parent_type} of {self.resource.name}"
+                        f"which is not a {nc.parent_type} of {self.shape.name}"
                     )
                 lists = under.get(parent_id)
                 if lists is None:
-                    under[parent_id] = lists = [[] for _ in self._child_fields[self._flat.index(parent_conn)]]
+                    under[parent_id] = lists = [[] for _ in self._child_fields[parent_conn]]
                 slot = slot_of[conn]
                 if cid:
                     if cid in seen:
@@ -564,4 +687,9 @@ class BulkReassembler:
 
 
 
-__all__ = ["BulkReassembler", "PARENT_KEY"]
+def _remove_spill(path: Path) -> None:
+    for suffix in _SPILL_SUFFIXES:
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+__all__ = ["LINE_PREFIX", "PARENT_KEY", "BulkReassembler", "SpillPart", "line_error"]

@@ -20,6 +20,7 @@ import orjson
 
 from shopsync.errors import IntegrityError
 from shopsync.queries import NestedConnection, Resource
+from shopsync.shopify.gid import gid_type
 from shopsync.shopify.shape import Nested, PageShape
 from shopsync.timeutil import parse_ts
 
@@ -220,14 +221,6 @@ def record_updated_at(data: Mapping[str, Any]) -> datetime | None:
 def serialize(data: Mapping[str, Any]) -> bytes:
     """The canonical sink text of a record: JSON with sorted keys (same bytes on both paths)."""
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-
-
-def gid_type(gid: str) -> str | None:
-    """The type part of a Shopify GID (``gid://shopify/LineItem/1`` → ``LineItem``)."""
-    parts = gid.split("/", 4)  # ["gid:", "", "shopify", "LineItem", "1"]
-    if len(parts) < 5 or parts[0] != "gid:" or parts[1]:
-        return None
-    return parts[3]
 
 
 __all__ = [

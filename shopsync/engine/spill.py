@@ -16,10 +16,13 @@ from pathlib import Path
 from shopsync.errors import StorageError
 from shopsync.fsutil import describe_os_error, open_private
 
-__all__ = ["ORPHANS", "SpillData", "connect_index"]
+__all__ = ["ORPHANS", "PART_SHIFT", "SpillData", "connect_index"]
 
 #: Texts gathered before one write to the data file.
 DATA_BUFFER = 1 << 20
+#: A file spilled in parts (one per spill worker): a text's offset in the merged index is its
+#: offset in its part's data file plus the part's number shifted by this (parts up to 1 TiB).
+PART_SHIFT = 40
 
 #: The spilled children whose parent is not in the file (a constant: no value is ever spliced in).
 ORPHANS = (
@@ -44,6 +47,13 @@ class SpillData:
             self._fd = open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
         except OSError as exc:
             raise StorageError(f"{self.path}: cannot create the bulk spill file: {describe_os_error(exc)}") from exc
+
+    def open_existing(self) -> None:
+        """Open a data file another process wrote (a spill worker's part), for :meth:`read`."""
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot open the bulk spill file: {describe_os_error(exc)}") from exc
 
     def append(self, text: bytes) -> tuple[int, int]:
         """Where ``text`` is in the data file once the buffer is written: (offset, length)."""

@@ -63,3 +63,27 @@ async def test_bulk_and_paginated_paths_give_identical_records(tmp_path):
             assert results["bulk"][resource], resource
             assert not diff_records(results["bulk"][resource], results["paginated"][resource]), resource
         assert_matches_truth(shop, tmp_path / "bulk" / "state.db", every)
+
+
+async def test_a_backfill_read_by_spill_workers_is_an_exact_copy(tmp_path, monkeypatch):
+    """Every file past the budget (here: every file) read in parts by spill workers, as
+    ``[sync] ingest_workers`` does for large files: the copy is still exact."""
+    from shopsync.engine import bulk_files, spill_worker
+
+    monkeypatch.setattr(spill_worker, "MIN_PART_BYTES", 1)  # a part of any size is worth a worker
+    calls = []
+
+    def counted(reassembler, path, parts, **kw):
+        calls.append((reassembler.shape.name, parts))
+        return spill_worker.spill_in_parts(reassembler, path, parts, **kw)
+
+    monkeypatch.setattr(bulk_files, "spill_in_parts", counted)
+    cfg = sim_config(data={"orders": 600, "customers": 150, "big_orders": 2})
+    async with run_simulator(cfg) as server:
+        shop = server.shop()
+        config = write_config(tmp_path / "shopsync.toml", [shop], sync={"path": "bulk", "ingest_memory": 0, "ingest_workers": 3})
+        report = await sync_once(config, token_env(shop))
+        assert report.ok, report.failures()
+        assert_matches_truth(shop, tmp_path / "state.db")
+    # Every resource exported with a file (all but locations, read page by page), each in 3 parts.
+    assert sorted(calls) == [(name, 3) for name in sorted(set(ALL_RESOURCES) - {"locations"})]

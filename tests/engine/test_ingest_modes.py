@@ -4,8 +4,10 @@
 and spills to disk past it. The budget must change nothing but memory: random files (shuffled,
 records exported twice, orphans in partial files, a 300-child record, objects that look like a
 nested list) give byte-identical records whatever the budget, and their text is the canonical
-serialisation (``records.serialize``) of the record. A file ten times the budget is reassembled
-in a child process whose Python allocations stay within a small multiple of the budget.
+serialisation (``records.serialize``) of the record. A file read in parts by spill workers
+(``[sync] ingest_workers``) gives those same bytes and counts, and names a bad line by its number
+in the whole file. A file ten times the budget is reassembled in a child process whose Python
+allocations stay within a small multiple of the budget.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shopsync.engine import spill_worker
 from shopsync.engine.reassembly import BulkReassembler
 from shopsync.engine.records import serialize
+from shopsync.errors import BulkFileError, StorageError
 from shopsync.queries import load_resources
 
 ORDERS = load_resources()["orders"]
@@ -71,9 +75,17 @@ def bulk_files(draw: st.DrawFn) -> tuple[list[bytes], bool]:
     return [orjson.dumps(r) + b"\n" for r in ordered], strict
 
 
-def reassembled(lines: list[bytes], spill: Path, budget: int, strict: bool) -> tuple[list[tuple], dict]:
+def reassembled(
+    lines: list[bytes], spill: Path, budget: int, strict: bool, *, parts: int = 1
+) -> tuple[list[tuple], dict]:
     with BulkReassembler(ORDERS, spill, strict=strict, memory_budget=budget) as r:
-        r.feed_lines(lines)
+        if parts > 1:
+            # Spill workers, one per part of the file (what bulk_files does past the budget).
+            path = spill.with_suffix(".jsonl")
+            path.write_bytes(b"".join(lines))
+            assert spill_worker.spill_in_parts(r, path, parts, strict=strict, stop=lambda: False)
+        else:
+            r.feed_lines(lines)
         texts = list(r.texts())
         counts = {
             "lines": r.lines, "root_lines": r.root_lines, "root_count": r.root_count, "orphans": r.orphan_count,
@@ -106,6 +118,100 @@ def test_in_memory_and_spilled_give_the_same_bytes(tmp_path: Path, case: tuple[l
     assert {kid["id"] for _g, _u, t in texts for kid in orjson.loads(t)["lineItems"]} == expected_kids
 
 
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bulk_files(), st.integers(2, 4))
+def test_a_file_read_in_parts_by_spill_workers_gives_the_same_bytes(
+    tmp_path: Path, case: tuple[list[bytes], bool], parts: int
+) -> None:
+    lines, strict = case
+    one = reassembled(lines, tmp_path / "one.db", 1 << 30, strict)
+    assert reassembled(lines, tmp_path / f"parts-{parts}.db", 0, strict, parts=parts) == one
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]  # the parts' files go with the spill
+
+
+def test_split_ranges_cuts_at_line_starts_and_covers_every_byte_once(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    for case in range(30):
+        lines = [b"x" * rng.randint(0, 40) + b"\n" for _ in range(rng.randint(0, 30))]
+        path = tmp_path / f"f{case}.jsonl"
+        path.write_bytes(b"".join(lines) + (b"tail" if case % 3 == 0 else b""))
+        data = path.read_bytes()
+        for parts in (1, 2, 3, 7):
+            ranges = spill_worker.split_ranges(path, parts)
+            assert len(ranges) <= parts
+            assert [a for a, _b in ranges[1:]] == [b for _a, b in ranges[:-1]]  # contiguous
+            if data:
+                assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
+            assert all(data[a - 1 : a] == b"\n" for a, _b in ranges[1:])  # each starts a line
+            read = b"".join(b"".join(block) for a, b in ranges for block in spill_worker.range_blocks(path, a, b))
+            assert read == data
+
+
+def orders_file(n: int, *, bad_at: int | None = None) -> list[bytes]:
+    lines = []
+    for i in range(n):
+        oid = f"gid://shopify/Order/{i}"
+        lines.append(orjson.dumps({"id": oid, "updatedAt": ts(1), "name": f"#{i}"}) + b"\n")
+        lines.append(orjson.dumps({"id": f"gid://shopify/LineItem/{i}", "__parentId": oid}) + b"\n")
+    if bad_at is not None:
+        lines[bad_at - 1] = b'{"id": "gid://shopify/Order/x", \n'
+    return lines
+
+
+def test_a_bad_line_in_a_later_part_is_named_by_its_line_in_the_whole_file(tmp_path: Path) -> None:
+    lines = orders_file(50, bad_at=83)
+    with pytest.raises(BulkFileError, match=r"^bulk result line 83 is not JSON") as caught:
+        reassembled(lines, tmp_path / "s.db", 0, True, parts=3)
+    assert caught.value.line == 83
+    # The earliest bad line wins, whichever part finishes first.
+    lines[9] = b"[1]\n"
+    with pytest.raises(BulkFileError, match=r"^bulk result line 10 is not a JSON object"):
+        reassembled(lines, tmp_path / "s2.db", 0, True, parts=3)
+
+
+def test_an_orphan_in_a_later_part_is_named_by_its_line_in_the_whole_file(tmp_path: Path) -> None:
+    lines = orders_file(40)
+    lines.insert(70, orjson.dumps({"id": "gid://shopify/LineItem/x", "__parentId": "gid://shopify/Order/404"}) + b"\n")
+    with pytest.raises(BulkFileError, match=r"^bulk result line 71: 'gid://shopify/LineItem/x' is a child of"):
+        reassembled(lines, tmp_path / "s.db", 0, True, parts=2)
+    _texts, counts = reassembled(lines, tmp_path / "p.db", 0, False, parts=2)
+    assert counts["orphans"] == 1 and counts["first_orphan"] == 71 and counts["lines"] == 81
+
+
+def test_a_worker_that_fails_is_a_storage_error_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(b"".join(orders_file(20)))
+    monkeypatch.setattr(spill_worker.sys, "executable", "/bin/false")
+    with BulkReassembler(ORDERS, tmp_path / "s.db") as r:
+        with pytest.raises(StorageError, match=r"orders\.jsonl: a bulk spill worker failed \(exit 1\)"):
+            spill_worker.spill_in_parts(r, path, 2, strict=True, stop=lambda: False)
+
+
+def test_a_stop_ends_the_workers_and_leaves_no_part_behind(tmp_path: Path) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(b"".join(orders_file(2000)))
+    with BulkReassembler(ORDERS, tmp_path / "s.db") as r:
+        assert spill_worker.spill_in_parts(r, path, 2, strict=True, stop=lambda: True) is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["orders.jsonl"]
+
+
+def test_a_worker_gets_no_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPSYNC_ACCESS_TOKEN", "shpat_not_for_workers")
+    monkeypatch.setenv("PATH", "/usr/bin")
+    env = spill_worker._worker_env()
+    assert "shpat_not_for_workers" not in env.values() and env["PATH"] == "/usr/bin"
+    assert (Path(env["PYTHONPATH"]) / "shopsync" / "engine" / "spill_worker.py").is_file()
+
+
+def test_parts_for_reads_a_file_alone_until_it_passes_the_budget_and_a_part_is_worth_a_process() -> None:
+    part = spill_worker.MIN_PART_BYTES
+    assert spill_worker.parts_for(10 * part, workers=1, memory_budget=0) == 1
+    assert spill_worker.parts_for(10 * part, workers=2, memory_budget=11 * part) == 1
+    assert spill_worker.parts_for(part // 2, workers=2, memory_budget=0) == 1
+    assert spill_worker.parts_for(3 * part, workers=4, memory_budget=0) == 3
+    assert spill_worker.parts_for(10 * part, workers=2, memory_budget=part) == 2
+
+
 def test_a_spill_midway_keeps_the_newest_copy_held_before_it(tmp_path: Path) -> None:
     # The newer copy is in memory when the budget is passed; the older one arrives after.
     oid = "gid://shopify/Order/1"
@@ -115,6 +221,14 @@ def test_a_spill_midway_keeps_the_newest_copy_held_before_it(tmp_path: Path) -> 
     for budget in BUDGETS:
         texts, counts = reassembled(lines, tmp_path / f"s{budget}.db", budget, True)
         assert orjson.loads(texts[0][2])["name"] == "new" and counts["duplicates"] == 1
+    # Read in parts, the two copies are in different parts: the newer one still wins, and of two
+    # copies equally new the later line.
+    tie = [*lines[:-1], orjson.dumps({"id": oid, "updatedAt": ts(9), "name": "later"})]
+    for parts in (2, 3):
+        texts, counts = reassembled([x + b"\n" for x in lines], tmp_path / f"p{parts}.db", 0, True, parts=parts)
+        assert orjson.loads(texts[0][2])["name"] == "new" and counts["duplicates"] == 1
+        texts, _ = reassembled([x + b"\n" for x in tie], tmp_path / f"t{parts}.db", 0, True, parts=parts)
+        assert orjson.loads(texts[0][2])["name"] == "later"
 
 
 CHILD = textwrap.dedent(

@@ -1,8 +1,9 @@
 """Bulk JSONL → complete records: order independence, depth 2, parent.child, orphans, memory.
 
-Every test runs three times: reassembled in memory, spilled to disk from the first line, and
-spilled part-way through the file (a budget of a few lines). The modes' records are compared
-byte for byte on random files in ``test_ingest_modes.py``."""
+Every test runs four times: reassembled in memory, spilled to disk from the first line, spilled
+part-way through the file (a budget of a few lines), and (where the file is fed whole) read in
+three parts by spill workers. The modes' records are compared byte for byte on random files in
+``test_ingest_modes.py``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from shopsync.engine.reassembly import BulkReassembler
 from shopsync.engine.records import normalize_node, serialize
+from shopsync.engine.spill_worker import spill_in_parts
 from shopsync.errors import BulkFileError, IntegrityError
 from shopsync.queries import load_resources
 
@@ -29,11 +31,13 @@ fragment P on Product {
 """
 
 
-#: The memory budget of every reassembly in this module (set per run by ``mode``).
+#: The memory budget of every reassembly in this module (set per run by ``mode``); ``IN_PARTS``:
+#: the file is read by three spill workers.
 BUDGET = [0]
+IN_PARTS = -3
 
 
-@pytest.fixture(autouse=True, params=[0, 300, 1 << 30], ids=["spilled", "spilled-midway", "in-memory"])
+@pytest.fixture(autouse=True, params=[0, 300, 1 << 30, IN_PARTS], ids=["spilled", "spilled-midway", "in-memory", "in-parts"])
 def mode(request):
     BUDGET[0] = request.param
     yield request.param
@@ -77,9 +81,14 @@ def shuffle_keeping_sibling_order(lines: list[bytes], rng: random.Random) -> lis
 
 
 def reassemble(resource, lines, spill: Path, *, strict: bool = True):
-    with BulkReassembler(resource, spill, strict=strict, memory_budget=BUDGET[0]) as r:
-        for raw in lines:
-            r.feed(raw)
+    with BulkReassembler(resource, spill, strict=strict, memory_budget=max(0, BUDGET[0])) as r:
+        if BUDGET[0] == IN_PARTS:
+            path = spill.with_suffix(".jsonl")
+            path.write_bytes(b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for raw in lines))
+            assert spill_in_parts(r, path, -IN_PARTS, strict=strict, stop=lambda: False)
+        else:
+            for raw in lines:
+                r.feed(raw)
         records = list(r.records())
     return records, r
 
@@ -156,7 +165,7 @@ ORPHANED = [
 
 
 def test_orphans_in_a_complete_file_fail_it_naming_the_first_orphan_line(resources, tmp_path):
-    with BulkReassembler(resources["orders"], tmp_path / "s.db", memory_budget=BUDGET[0]) as r:
+    with BulkReassembler(resources["orders"], tmp_path / "s.db", memory_budget=max(0, BUDGET[0])) as r:
         for raw in ORPHANED:
             r.feed(raw)
         records = r.records()
@@ -245,7 +254,7 @@ def test_a_record_exported_twice_keeps_its_newest_copy_and_each_child_once(resou
 def test_spill_file_is_replaced_and_removed(resources, tmp_path):
     spill = tmp_path / "spill.db"
     spill.write_bytes(b"stale garbage from a crash")
-    with BulkReassembler(resources["orders"], spill, memory_budget=BUDGET[0]) as r:
+    with BulkReassembler(resources["orders"], spill, memory_budget=max(0, BUDGET[0])) as r:
         r.feed(line({"id": "gid://shopify/Order/1"}))
         assert [rec["id"] for rec in r.records()] == ["gid://shopify/Order/1"]
         assert spill.exists()

@@ -1,0 +1,228 @@
+"""A large bulk file read on several cores: worker processes spill its parts at once.
+
+Reading a result file is CPU work per line (parse, sort the keys, cut the template) under one
+interpreter lock: a 100,000-order file keeps one core busy for seconds while the others idle.
+Past the memory budget every line goes to the spill file anyway, and the spill does not care in
+which order its lines arrive, so the file is cut at line boundaries into one byte range per
+worker; each worker (``python -m shopsync.engine.spill_worker``, a fresh interpreter that imports
+neither GraphQL nor the network stack) reads its range into a spill of its own, exactly as the
+reassembler would (:meth:`~shopsync.engine.reassembly.BulkReassembler.feed_lines`, spilling from
+the first line), and the reassembler then merges the parts' indexes in file order
+(:meth:`~shopsync.engine.reassembly.BulkReassembler.adopt_parts`). The records are byte for byte
+those of one process.
+
+A worker gets its job as JSON on stdin (the resource's :class:`~shopsync.engine.bulk_shape.BulkShape`,
+the file, its range, where to spill) and an environment holding nothing of the daemon's but what
+Python needs to start: no token or secret from the environment ever reaches it. It answers one
+JSON line on stdout: its part, or the first bad line it met, or the storage error that stopped it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+import shopsync
+from shopsync.engine.bulk_shape import BulkShape
+from shopsync.engine.reassembly import LINE_PREFIX, BulkReassembler, SpillPart
+from shopsync.errors import BulkFileError, StorageError
+from shopsync.fsutil import describe_os_error
+
+__all__ = ["MIN_PART_BYTES", "parts_for", "spill_in_parts", "split_ranges"]
+
+#: A part smaller than this is not worth a process of its own (a worker starts in ~50 ms).
+MIN_PART_BYTES = 16 << 20
+#: Bytes of lines read per block (a worker's own reads; whole lines, never past its range).
+_CHUNK = 256 << 10
+#: How often a wait for the workers looks at the caller's stop signal.
+_POLL_S = 0.2
+#: The environment variables a worker keeps: what the interpreter and the C library read.
+_KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "SYSTEMROOT")
+
+
+def parts_for(size: int, *, workers: int, memory_budget: int) -> int:
+    """How many parts a file of ``size`` bytes is read in: one (in the calling process) while it
+    fits the memory budget or is too small to share, else up to ``workers``."""
+    if workers <= 1 or size <= memory_budget:
+        return 1
+    return max(1, min(workers, size // MIN_PART_BYTES))
+
+
+def split_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
+    """``path`` cut into at most ``parts`` byte ranges ``[start, end)``, each starting at a line."""
+    size = path.stat().st_size
+    cuts = [0]
+    with path.open("rb") as fh:
+        for i in range(1, parts):
+            at = size * i // parts
+            if at <= cuts[-1]:
+                continue
+            fh.seek(at - 1)
+            fh.readline()  # to just past the newline at or after at - 1: a line's start
+            cut = fh.tell()
+            if cut >= size:
+                break
+            if cut > cuts[-1]:
+                cuts.append(cut)
+    cuts.append(size)
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+
+def range_blocks(path: Path, start: int, end: int) -> Iterator[list[bytes]]:
+    """The lines starting in ``[start, end)`` (``start`` at a line's start) in blocks."""
+    with path.open("rb") as fh:
+        fh.seek(start)
+        pos = start
+        while pos < end:
+            block = fh.readlines(min(_CHUNK, end - pos))
+            if not block:
+                break
+            # readlines reads on until its hint is passed, so the last line may start at
+            # ``end`` (a line's start): the next part's.
+            for i, line in enumerate(block):
+                pos += len(line)
+                if pos >= end:
+                    del block[i + 1 :]
+                    break
+            yield block
+
+
+def spill_in_parts(
+    reassembler: BulkReassembler, path: Path, parts: int, *, strict: bool, stop: Callable[[], bool]
+) -> bool:
+    """Read ``path`` into ``reassembler`` by ``parts`` worker processes at once.
+
+    Returns False, with every worker killed, once ``stop()`` is true; raises the file's first bad
+    line as :class:`BulkFileError` (numbered in the whole file) and a worker's failure as
+    :class:`StorageError` naming the file.
+    """
+    jobs = []
+    for number, (start, end) in enumerate(split_ranges(path, parts)):
+        jobs.append({
+            "shape": reassembler.shape.to_json(), "path": str(path), "start": start, "end": end,
+            "spill": str(reassembler.part_path(number)), "strict": strict,
+        })  # fmt: skip
+    running: list[tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes]]] = []
+    try:
+        for job in jobs:
+            running.append(_start(path, job))
+        answers = []
+        for proc, out, err in running:
+            while proc.poll() is None:
+                if stop():
+                    return False
+                try:
+                    proc.wait(timeout=_POLL_S)
+                except subprocess.TimeoutExpired:
+                    continue
+            answers.append(_answer(path, proc, out, err))
+    finally:
+        for proc, out, err in running:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            out.close()
+            err.close()
+    reassembler.adopt_parts(answers)
+    return True
+
+
+def _start(path: Path, job: dict[str, Any]) -> tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes]]:
+    """One worker, started on ``job``; its answer and its errors go to files (never a full pipe)."""
+    out: IO[bytes] = tempfile.TemporaryFile()
+    err: IO[bytes] = tempfile.TemporaryFile()
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        # This interpreter running this module: no input of anyone's in the command line.
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=out, stderr=err, env=_worker_env()
+        )
+        assert proc.stdin is not None
+        with proc.stdin:
+            proc.stdin.write(orjson.dumps(job))
+    except OSError as exc:
+        if proc is not None:  # it died before reading its job
+            proc.kill()
+            proc.wait()
+        out.close()
+        err.close()
+        raise StorageError(f"{path}: cannot start a bulk spill worker: {describe_os_error(exc)}") from exc
+    return proc, out, err
+
+
+def _worker_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
+    # The worker runs this very code, wherever it was imported from (an installed package or a
+    # source tree on sys.path).
+    env["PYTHONPATH"] = str(Path(shopsync.__file__).resolve().parent.parent)
+    return env
+
+
+def _answer(path: Path, proc: subprocess.Popen[bytes], out: IO[bytes], err: IO[bytes]) -> SpillPart:
+    out.seek(0)
+    text = out.read()
+    answer: dict[str, Any] = {}
+    if proc.returncode == 0:
+        try:
+            answer = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            answer = {}
+    if "error" in answer:
+        raise StorageError(str(answer["error"]))
+    if "lines" not in answer:
+        err.seek(0)
+        tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise StorageError(f"{path}: a bulk spill worker failed (exit {proc.returncode}): {tail[0]}")
+    problem = answer.get("problem")
+    return SpillPart(
+        index=Path(answer["index"]), data=Path(answer["data"]), lines=int(answer["lines"]),
+        root_lines=int(answer["root_lines"]), parent_lines=int(answer["parent_lines"]),
+        problem=(int(problem[0]), str(problem[1])) if problem else None,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker (python -m shopsync.engine.spill_worker)
+# ---------------------------------------------------------------------------------------------
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Spill one part; what the worker answers."""
+    shape = BulkShape.from_json(job["shape"])
+    reassembler = BulkReassembler(shape, Path(job["spill"]), strict=bool(job["strict"]), memory_budget=0)
+    with reassembler:
+        problem = None
+        try:
+            for block in range_blocks(Path(job["path"]), int(job["start"]), int(job["end"])):
+                reassembler.feed_lines(block)
+        except BulkFileError as exc:
+            message = str(exc)
+            line = exc.line or 0
+            prefix = f"{LINE_PREFIX}{line}"
+            problem = (line, message[len(prefix) :] if message.startswith(prefix) else f": {message}")
+        part = reassembler.seal_part(problem)
+    return {
+        "index": str(part.index), "data": str(part.data), "lines": part.lines, "root_lines": part.root_lines,
+        "parent_lines": part.parent_lines, "problem": part.problem,
+    }  # fmt: skip
+
+
+def main() -> int:
+    started = time.perf_counter()
+    try:
+        answer = run_job(orjson.loads(sys.stdin.buffer.read()))
+    except StorageError as exc:
+        answer = {"error": str(exc)}
+    answer["seconds"] = time.perf_counter() - started
+    sys.stdout.buffer.write(orjson.dumps(answer) + b"\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
