@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -27,7 +28,7 @@ from shopsync.engine.context import MAX_CONCURRENT_INGEST, StreamContext
 from shopsync.engine.download import download_to_file, iter_line_blocks
 from shopsync.engine.paginated import operation
 from shopsync.engine.reassembly import BulkReassembler
-from shopsync.engine.spill_worker import parts_for, spill_in_parts
+from shopsync.engine.spill_worker import parts_for, spill_in_parts, texts_from_worker
 from shopsync.errors import BulkFileError, IntegrityError, QueryError, UrlExpiredError
 from shopsync.queries import builder
 from shopsync.shopify.shape import bulk_operation_problem
@@ -214,9 +215,14 @@ async def _reassembled(
                         reassembler.feed_lines(block)
                         summary.lines = reassembler.lines
                 summary.lines = reassembler.lines
-                for batch in record_batches(reassembler.texts(), ctx.shop.name, ctx.resource.name, keep=keep):
-                    if not put(batch):
-                        return
+                # A file read in parts is read back by a worker too, while this process writes.
+                texts = texts_from_worker(reassembler, path, stop=stop.is_set) if parts > 1 else reassembler.texts()
+                with contextlib.closing(texts):
+                    for batch in record_batches(texts, ctx.shop.name, ctx.resource.name, keep=keep):
+                        if not put(batch):
+                            return
+                if stop.is_set():  # the worker's records were cut short: this is not the file's end
+                    return
                 # Shopify's rootObjectCount counts the top-level connection's nodes: for a
                 # parent.child resource those are the parents (locations), not the records.
                 summary.roots = reassembler.parent_lines if ctx.resource.parent_field else reassembler.root_lines

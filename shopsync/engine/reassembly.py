@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -45,7 +45,7 @@ import orjson
 
 from shopsync.engine.bulk_shape import BulkShape
 from shopsync.engine.record_text import SLOT, exact_copy, fill_template, record_template
-from shopsync.engine.spill import ORPHANS, PART_SHIFT, SpillData, connect_index
+from shopsync.engine.spill import ORPHANS, PART_SHIFT, SpillData, connect_index, open_index
 from shopsync.errors import BulkFileError, StorageError
 from shopsync.fsutil import create_private_file, describe_os_error, ensure_private_dir
 from shopsync.shopify.gid import gid_type
@@ -175,7 +175,8 @@ class BulkReassembler:
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> BulkReassembler:
-        self.open()
+        if not self._opened:  # a reader() is open already, over files it must not replace
+            self.open()
         return self
 
     def __exit__(
@@ -323,6 +324,38 @@ class BulkReassembler:
         except sqlite3.Error as exc:
             raise StorageError(f"{self.spill_path}: cannot merge the parts of the bulk spill file: {exc}") from exc
         self.lines = self.object_count = base
+
+    # -- records read back in another process (a spill worker) ------------------------------
+    def hand_over(self) -> dict[str, Any]:
+        """Finish the file (counts and orphans: :class:`BulkFileError` now, before any record) and
+        let go of the spill, for :meth:`reader` in another process to read its records back: the
+        index closed (its lock released), and where everything is. The files are still deleted
+        by :meth:`close`. Only for a file that was spilled."""
+        self._finalize()
+        if self._db is None:
+            raise RuntimeError("hand_over() needs a spilled file")
+        self._db.close()
+        self._db = None
+        parts = bool(self._part_data)
+        data = [str(d.path) for d in self._part_data] if parts else [str(self.data_path)]
+        return {"index": str(self.spill_path), "data": data, "parts": parts}
+
+    @classmethod
+    def reader(cls, shape: BulkShape, spilled: dict[str, Any]) -> BulkReassembler:
+        """A reassembler over another's spill (:meth:`hand_over`), whose :meth:`texts` reads its
+        records back. It deletes nothing: the files stay the other's."""
+        self = cls(shape, Path(spilled["index"]))
+        self._keep_files = self._opened = self._finalized = True
+        self.spilled = True
+        self._db = open_index(self.spill_path)
+        data = [SpillData(Path(p)) for p in spilled["data"]]
+        for d in data:
+            d.open_existing()
+        if spilled["parts"]:
+            self._part_data = data
+        else:
+            self._data = data[0]
+        return self
 
     def _read_part(self, off: int, length: int) -> bytes:
         return self._part_data[off >> PART_SHIFT].read(off & ((1 << PART_SHIFT) - 1), length)
@@ -550,13 +583,15 @@ class BulkReassembler:
         return first, sample
 
     # -- output -------------------------------------------------------------------------------
-    def texts(self) -> Iterator[tuple[str, str | None, bytes]]:
+    def texts(self) -> Generator[tuple[str, str | None, bytes], None, None]:
         """Complete records as ``(id, updatedAt, JSON text)``, ordered by id, each with its nested
         lists in file order. The text is what :func:`~shopsync.engine.records.serialize` gives
         the record (sorted keys, compact); no record is parsed again."""
         self._finalize()
-        if self._db is None:
+        if not self.spilled:
             yield from self._texts_memory()
+        elif self._db is None:
+            raise RuntimeError("texts() after hand_over(): the records are read back by the spill worker")
         else:
             yield from self._texts_spilled()
 

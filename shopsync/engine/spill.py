@@ -16,7 +16,7 @@ from pathlib import Path
 from shopsync.errors import StorageError
 from shopsync.fsutil import describe_os_error, open_private
 
-__all__ = ["ORPHANS", "PART_SHIFT", "SpillData", "connect_index"]
+__all__ = ["ORPHANS", "PART_SHIFT", "SpillData", "connect_index", "open_index"]
 
 #: Texts gathered before one write to the data file.
 DATA_BUFFER = 1 << 20
@@ -127,4 +127,15 @@ def connect_index(path: Path) -> sqlite3.Connection:
         db.execute("BEGIN")
     except sqlite3.Error as exc:
         raise StorageError(f"{path}: cannot create the bulk spill file: {exc}") from exc
+    return db
+
+
+def open_index(path: Path) -> sqlite3.Connection:
+    """Open a finished spill index at ``path`` read-only (a spill worker reading records back)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        db.execute("PRAGMA cache_size=-16384")
+        db.execute("PRAGMA temp_store=FILE")
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot open the bulk spill file: {exc}") from exc
     return db

@@ -19,14 +19,17 @@ JSON line on stdout: its part, or the first bad line it met, or the storage erro
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import struct
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import orjson
 
@@ -36,7 +39,7 @@ from shopsync.engine.reassembly import LINE_PREFIX, BulkReassembler, SpillPart
 from shopsync.errors import BulkFileError, StorageError
 from shopsync.fsutil import describe_os_error
 
-__all__ = ["MIN_PART_BYTES", "parts_for", "spill_in_parts", "split_ranges"]
+__all__ = ["MIN_PART_BYTES", "parts_for", "spill_in_parts", "split_ranges", "texts_from_worker"]
 
 #: A part smaller than this is not worth a process of its own (a worker starts in ~50 ms).
 MIN_PART_BYTES = 16 << 20
@@ -44,6 +47,12 @@ MIN_PART_BYTES = 16 << 20
 _CHUNK = 256 << 10
 #: How often a wait for the workers looks at the caller's stop signal.
 _POLL_S = 0.2
+#: A frame of records read back: the lengths of its JSON header and of its texts.
+_FRAME = struct.Struct("<II")
+_SEND_RECORDS = 2000
+_SEND_BYTES = 4 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_PIPE_BYTES = 1 << 20
 #: The environment variables a worker keeps: what the interpreter and the C library read.
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "SYSTEMROOT")
 
@@ -135,19 +144,75 @@ def spill_in_parts(
     return True
 
 
-def _start(path: Path, job: dict[str, Any]) -> tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes]]:
-    """One worker, started on ``job``; its answer and its errors go to files (never a full pipe)."""
+def texts_from_worker(
+    reassembler: BulkReassembler, path: Path, *, stop: Callable[[], bool]
+) -> Generator[tuple[str, str | None, bytes], None, None]:
+    """The records of a spilled file (:meth:`BulkReassembler.texts`), read back and built by a
+    spill worker while this process writes them: reading the spill back is CPU work as large as
+    the sink's, and in one process the two would take turns under one interpreter lock.
+
+    Counts and orphans are settled here first (:meth:`~BulkReassembler.hand_over`: an orphan in
+    a complete file raises before anything is read back). Records come in batches, in id order;
+    a failure of the worker raises :class:`StorageError` naming the file, a record the worker
+    cannot build its :class:`BulkFileError`. Closing the iterator kills the worker.
+    """
+    job = {"kind": "texts", "shape": reassembler.shape.to_json(), "spilled": reassembler.hand_over()}
+    proc, out, err = _start(path, job, stream=True)
+    assert out is not None
+    try:
+        while not stop():
+            head = out.read(_FRAME.size)
+            if len(head) != _FRAME.size:
+                _fail(path, proc, err, "ended before its last record")
+            header_len, blob_len = _FRAME.unpack(head)
+            header = orjson.loads(out.read(header_len))
+            blob = out.read(blob_len)
+            if "end" in header:
+                break
+            if "error" in header:
+                raise (BulkFileError if header.get("kind") == "bulk" else StorageError)(str(header["error"]))
+            at = 0
+            for gid, updated_at, length in header["records"]:
+                yield gid, updated_at, blob[at : at + length]
+                at += length
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        out.close()
+        err.close()
+
+
+def _fail(path: Path, proc: subprocess.Popen[bytes], err: IO[bytes], what: str) -> NoReturn:
+    proc.wait()
+    err.seek(0)
+    tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+    raise StorageError(f"{path}: a bulk spill worker {what} (exit {proc.returncode}): {tail[0]}")
+
+
+def _start(
+    path: Path, job: dict[str, Any], *, stream: bool = False
+) -> tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes]]:
+    """One worker, started on ``job``; its errors go to a file (never a full pipe), and so does
+    its answer unless it streams records (then its stdout is the pipe they come through)."""
     out: IO[bytes] = tempfile.TemporaryFile()
     err: IO[bytes] = tempfile.TemporaryFile()
     proc: subprocess.Popen[bytes] | None = None
     try:
         # This interpreter running this module: no input of anyone's in the command line.
         proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=out, stderr=err, env=_worker_env()
-        )
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE if stream else out, stderr=err, env=_worker_env(),
+        )  # fmt: skip
         assert proc.stdin is not None
         with proc.stdin:
             proc.stdin.write(orjson.dumps(job))
+        if stream:
+            assert proc.stdout is not None
+            out.close()
+            out = proc.stdout
+            with contextlib.suppress(OSError):  # Linux: a larger pipe, fewer switches between the two
+                fcntl.fcntl(out.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
     except OSError as exc:
         if proc is not None:  # it died before reading its job
             proc.kill()
@@ -178,9 +243,7 @@ def _answer(path: Path, proc: subprocess.Popen[bytes], out: IO[bytes], err: IO[b
     if "error" in answer:
         raise StorageError(str(answer["error"]))
     if "lines" not in answer:
-        err.seek(0)
-        tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise StorageError(f"{path}: a bulk spill worker failed (exit {proc.returncode}): {tail[0]}")
+        _fail(path, proc, err, "failed")
     problem = answer.get("problem")
     return SpillPart(
         index=Path(answer["index"]), data=Path(answer["data"]), lines=int(answer["lines"]),
@@ -213,10 +276,47 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def send_texts(job: dict[str, Any], out: IO[bytes]) -> None:
+    """Read a spill's records back and write them to ``out`` in frames of up to
+    :data:`_SEND_RECORDS` records or about :data:`_SEND_BYTES` bytes: a header (JSON: each
+    record's id, ``updatedAt`` and length) and the records' texts one after another."""
+
+    def frame(header: dict[str, Any], blob: bytes = b"") -> None:
+        head = orjson.dumps(header)
+        out.write(_FRAME.pack(len(head), len(blob)) + head)
+        out.write(blob)
+
+    try:
+        with BulkReassembler.reader(BulkShape.from_json(job["shape"]), job["spilled"]) as reassembler:
+            records: list[tuple[str, str | None, int]] = []
+            texts: list[bytes] = []
+            size = 0
+            for gid, updated_at, text in reassembler.texts():
+                records.append((gid, updated_at, len(text)))
+                texts.append(text)
+                size += len(text)
+                if len(records) >= _SEND_RECORDS or size >= _SEND_BYTES:
+                    frame({"records": records}, b"".join(texts))
+                    records, texts, size = [], [], 0
+            if records:
+                frame({"records": records}, b"".join(texts))
+    except BulkFileError as exc:
+        frame({"error": str(exc), "kind": "bulk"})
+    except StorageError as exc:
+        frame({"error": str(exc), "kind": "storage"})
+    else:
+        frame({"end": True})
+    out.flush()
+
+
 def main() -> int:
+    job = orjson.loads(sys.stdin.buffer.read())
+    if job.get("kind") == "texts":
+        send_texts(job, sys.stdout.buffer)
+        return 0
     started = time.perf_counter()
     try:
-        answer = run_job(orjson.loads(sys.stdin.buffer.read()))
+        answer = run_job(job)
     except StorageError as exc:
         answer = {"error": str(exc)}
     answer["seconds"] = time.perf_counter() - started

@@ -84,9 +84,10 @@ def reassembled(
             path = spill.with_suffix(".jsonl")
             path.write_bytes(b"".join(lines))
             assert spill_worker.spill_in_parts(r, path, parts, strict=strict, stop=lambda: False)
+            texts = list(spill_worker.texts_from_worker(r, path, stop=lambda: False))  # and read back by one
         else:
             r.feed_lines(lines)
-        texts = list(r.texts())
+            texts = list(r.texts())
         counts = {
             "lines": r.lines, "root_lines": r.root_lines, "root_count": r.root_count, "orphans": r.orphan_count,
             "first_orphan": r.first_orphan_line, "duplicates": r.duplicate_roots, "sample": r.orphan_sample,
@@ -187,11 +188,27 @@ def test_a_worker_that_fails_is_a_storage_error_naming_the_file(tmp_path: Path, 
             spill_worker.spill_in_parts(r, path, 2, strict=True, stop=lambda: False)
 
 
+def test_a_worker_reading_records_back_that_fails_is_a_storage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(b"".join(orders_file(20)))
+    with BulkReassembler(ORDERS, tmp_path / "s.db") as r:
+        assert spill_worker.spill_in_parts(r, path, 2, strict=True, stop=lambda: False)
+        monkeypatch.setattr(spill_worker.sys, "executable", "/bin/false")
+        with pytest.raises(StorageError, match=r"orders\.jsonl: a bulk spill worker ended before its last record \(exit 1\)"):
+            list(spill_worker.texts_from_worker(r, path, stop=lambda: False))
+        # Records are never read back here once handed over: no silent empty file.
+        with pytest.raises(RuntimeError, match="after hand_over"):
+            list(r.texts())
+
+
 def test_a_stop_ends_the_workers_and_leaves_no_part_behind(tmp_path: Path) -> None:
     path = tmp_path / "orders.jsonl"
     path.write_bytes(b"".join(orders_file(2000)))
     with BulkReassembler(ORDERS, tmp_path / "s.db") as r:
         assert spill_worker.spill_in_parts(r, path, 2, strict=True, stop=lambda: True) is False
+    with BulkReassembler(ORDERS, tmp_path / "t.db") as r:
+        assert spill_worker.spill_in_parts(r, path, 2, strict=True, stop=lambda: False)
+        assert list(spill_worker.texts_from_worker(r, path, stop=lambda: True)) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["orders.jsonl"]
 
 

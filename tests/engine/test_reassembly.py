@@ -2,7 +2,7 @@
 
 Every test runs four times: reassembled in memory, spilled to disk from the first line, spilled
 part-way through the file (a budget of a few lines), and (where the file is fed whole) read in
-three parts by spill workers. The modes' records are compared byte for byte on random files in
+three parts by spill workers and read back by another. The modes' records are compared byte for byte on random files in
 ``test_ingest_modes.py``."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from shopsync.engine.reassembly import BulkReassembler
 from shopsync.engine.records import normalize_node, serialize
-from shopsync.engine.spill_worker import spill_in_parts
+from shopsync.engine.spill_worker import spill_in_parts, texts_from_worker
 from shopsync.errors import BulkFileError, IntegrityError
 from shopsync.queries import load_resources
 
@@ -86,10 +86,11 @@ def reassemble(resource, lines, spill: Path, *, strict: bool = True):
             path = spill.with_suffix(".jsonl")
             path.write_bytes(b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for raw in lines))
             assert spill_in_parts(r, path, -IN_PARTS, strict=strict, stop=lambda: False)
+            records = [orjson.loads(t) for _g, _u, t in texts_from_worker(r, path, stop=lambda: False)]
         else:
             for raw in lines:
                 r.feed(raw)
-        records = list(r.records())
+            records = list(r.records())
     return records, r
 
 
@@ -261,3 +262,11 @@ def test_spill_file_is_replaced_and_removed(resources, tmp_path):
         with pytest.raises(RuntimeError):
             r.feed(line({"id": "gid://shopify/Order/2"}))
     assert not spill.exists()
+
+
+def test_a_grandchild_under_a_child_of_another_connection_fails_the_file(resources, tmp_path):
+    # A metafield hangs from variants; one whose __parentId is a collection cannot be placed.
+    p, c = "gid://shopify/Product/1", "gid://shopify/Collection/3"
+    lines = [line({"id": p}), line({"id": c, "__parentId": p}), line({"id": "gid://shopify/Metafield/1", "__parentId": c})]
+    with pytest.raises(BulkFileError, match=r"'gid://shopify/Metafield/1' \(Metafield\) is under 'gid://shopify/Collection/3', which is not a ProductVariant of deep"):
+        reassemble(resources["deep"], lines, tmp_path / "s.db")
