@@ -7,7 +7,9 @@ of its own (so its peak RSS is its alone, from ``os.wait4``), on the same file i
 * **floor**: ``orjson.loads`` over every line, nothing else;
 * **sqlite**: shopsync's ingest of the file (``engine.bulk_files.write_file``: reassembly, records,
   commits of records and checkpoint in one transaction) into a SQLite database that is state and
-  sink at once, the default layout;
+  sink at once, the default layout, with the default settings: past ``ingest_memory`` the file is
+  read by ``ingest_workers`` spill worker processes (their largest peak RSS is reported beside the
+  sync process's own);
 * **sqlite alone**: what SQLite itself takes for the same rows: the records are reassembled as the
   ingest does (not timed), then written by plain ``sqlite3`` calls into the same table layout
   (the sink's own statements, page size and pragmas) in the same batches, and only the time inside
@@ -90,20 +92,23 @@ def _child_floor(path: Path) -> dict[str, Any]:
 
 
 async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
+    import resource
+
     from shopsync.engine import bulk_files
+    from shopsync.engine.spill_worker import parts_for
     from shopsync.observability.events import NullObserver
     from shopsync.queries import load_resources
     from shopsync.settings import SyncConfig
     from shopsync.state.models import BulkOperationRecord, StreamState
     from shopsync.state.open import open_storage
 
-    resource = load_resources()["orders"]
+    orders = load_resources()["orders"]
     storage = await open_storage(url)
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         # What _write_file reads of a stream's context (engine/context.py), nothing more.
         ctx = types.SimpleNamespace(
-            shop=types.SimpleNamespace(name="bench"), resource=resource, state_store=storage.state,
+            shop=types.SimpleNamespace(name="bench"), resource=orders, state_store=storage.state,
             settings=SyncConfig(), work_dir=work, observer=NullObserver(), label="bench/orders", clock=time.time,
         )  # fmt: skip
         end = "2030-01-01T00:00:00Z"
@@ -120,7 +125,12 @@ async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
     finally:
         await storage.close()
         shutil.rmtree(work, ignore_errors=True)
-    return {"seconds": seconds, "roots": roots, "records": written}
+    settings = SyncConfig()
+    workers = parts_for(path.stat().st_size, workers=settings.ingest_workers, memory_budget=settings.ingest_memory)
+    # The spill workers are this process's only children: the largest one's peak RSS.
+    largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workers > 1 else 0.0
+    return {"seconds": seconds, "roots": roots, "records": written, "workers": workers if workers > 1 else 0,
+            "worker_peak_rss_mb": largest}  # fmt: skip
 
 
 def _child_sqlite_alone(path: Path, db: Path) -> dict[str, Any]:
@@ -293,6 +303,8 @@ def report(results: list[dict[str, Any]]) -> str:
                 s = r[sink]
                 # SQLite alone's process also reassembles (untimed): its RSS is not the sink's.
                 rss = "" if sink == "sqlite_alone" else f"{s['peak_rss_mb']:.0f} MB"
+                if s.get("workers"):
+                    rss += f" + {s['workers']} × {s['worker_peak_rss_mb']:.0f} MB"
                 rows.append(
                     f"| {r['orders']:,} | {r['lines']:,} | {what}"
                     f" | {s['seconds']:.2f} s | {s['lines_per_s']:,.0f} | {s['records_per_s']:,.0f}"

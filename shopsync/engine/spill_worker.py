@@ -1,4 +1,4 @@
-"""A large bulk file read on several cores: worker processes spill its parts at once.
+"""A large bulk file read on several cores: worker processes spill its parts, and read it back.
 
 Reading a result file is CPU work per line (parse, sort the keys, cut the template) under one
 interpreter lock: a 100,000-order file keeps one core busy for seconds while the others idle.
@@ -8,15 +8,17 @@ worker; each worker (``python -m shopsync.engine.spill_worker``, a fresh interpr
 neither GraphQL nor the network stack) reads its range into a spill of its own, exactly as the
 reassembler would (:meth:`~shopsync.engine.reassembly.BulkReassembler.feed_lines`, spilling from
 the first line), and the reassembler then merges the parts' indexes in file order
-(:meth:`~shopsync.engine.reassembly.BulkReassembler.adopt_parts`). The records are byte for byte
-those of one process.
+(:meth:`~shopsync.engine.reassembly.BulkReassembler.adopt_parts`). Then one more worker reads the
+records back from the spill and builds them (:func:`texts_from_worker`) while the sync process
+writes them to the sink: in one process the two would take turns under the interpreter lock.
+The records are byte for byte those of one process.
 
-A worker gets its job as JSON on stdin (the resource's :class:`~shopsync.engine.bulk_shape.BulkShape`,
-the file, its range, where to spill) and an environment holding nothing of the daemon's but what
-Python needs to start: no token or secret from the environment ever reaches it. It answers one
-JSON line on stdout: its part, or the first bad line it met, or the storage error that stopped it.
+A worker gets its job as JSON on stdin (the resource's :class:`~shopsync.engine.bulk_shape.BulkShape`
+and where the file and the spill are) and an environment holding nothing of the daemon's but what
+Python needs to start: no token or secret from the environment ever reaches it. A part's worker
+answers one JSON line on stdout (its part, or the first bad line it met, or the storage error
+that stopped it); the reading worker streams frames of records, then an end or an error frame.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -219,7 +221,10 @@ def _start(
             proc.wait()
         out.close()
         err.close()
-        raise StorageError(f"{path}: cannot start a bulk spill worker: {describe_os_error(exc)}") from exc
+        raise StorageError(
+            f"{path}: cannot start a bulk spill worker: {describe_os_error(exc)}"
+            " ([sync] ingest_workers = 1 reads every file in the sync process)"
+        ) from exc
     return proc, out, err
 
 

@@ -179,12 +179,20 @@ def test_an_orphan_in_a_later_part_is_named_by_its_line_in_the_whole_file(tmp_pa
     assert counts["orphans"] == 1 and counts["first_orphan"] == 71 and counts["lines"] == 81
 
 
+def failing_worker(tmp_path: Path) -> str:
+    """An "interpreter" that takes its job and fails, saying why on stderr."""
+    script = tmp_path / "failing-python"
+    script.write_text("#!/bin/sh\ncat > /dev/null\necho 'MemoryError: no room' >&2\nexit 3\n")
+    script.chmod(0o755)
+    return str(script)
+
+
 def test_a_worker_that_fails_is_a_storage_error_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "orders.jsonl"
     path.write_bytes(b"".join(orders_file(20)))
-    monkeypatch.setattr(spill_worker.sys, "executable", "/bin/false")
+    monkeypatch.setattr(spill_worker.sys, "executable", failing_worker(tmp_path))
     with BulkReassembler(ORDERS, tmp_path / "s.db") as r:
-        with pytest.raises(StorageError, match=r"orders\.jsonl: a bulk spill worker failed \(exit 1\)"):
+        with pytest.raises(StorageError, match=r"orders\.jsonl: a bulk spill worker failed \(exit 3\): MemoryError: no room"):
             spill_worker.spill_in_parts(r, path, 2, strict=True, stop=lambda: False)
 
 
@@ -193,8 +201,8 @@ def test_a_worker_reading_records_back_that_fails_is_a_storage_error(tmp_path: P
     path.write_bytes(b"".join(orders_file(20)))
     with BulkReassembler(ORDERS, tmp_path / "s.db") as r:
         assert spill_worker.spill_in_parts(r, path, 2, strict=True, stop=lambda: False)
-        monkeypatch.setattr(spill_worker.sys, "executable", "/bin/false")
-        with pytest.raises(StorageError, match=r"orders\.jsonl: a bulk spill worker ended before its last record \(exit 1\)"):
+        monkeypatch.setattr(spill_worker.sys, "executable", failing_worker(tmp_path))
+        with pytest.raises(StorageError, match=r"orders\.jsonl: a bulk spill worker ended before its last record \(exit 3\): MemoryError"):
             list(spill_worker.texts_from_worker(r, path, stop=lambda: False))
         # Records are never read back here once handed over: no silent empty file.
         with pytest.raises(RuntimeError, match="after hand_over"):
