@@ -8,8 +8,8 @@ of its own (so its peak RSS is its alone, from ``os.wait4``), on the same file i
 * **sqlite**: shopsync's ingest of the file (``engine.bulk_files.write_file``: reassembly, records,
   commits of records and checkpoint in one transaction) into a SQLite database that is state and
   sink at once, the default layout, with the default settings: past ``ingest_memory`` the file is
-  read by ``ingest_workers`` spill worker processes (their largest peak RSS is reported beside the
-  sync process's own);
+  read by ``ingest_workers`` spill worker processes (the largest of their own peak RSS, as the
+  ingest logs it, is reported beside the sync process's);
 * **sqlite alone**: what SQLite itself takes for the same rows: the records are reassembled as the
   ingest does (not timed), then written by plain ``sqlite3`` calls into the same table layout
   (the sink's own statements, page size and pragmas) in the same batches, and only the time inside
@@ -18,22 +18,27 @@ of its own (so its peak RSS is its alone, from ``os.wait4``), on the same file i
 * **postgresql**: the same into PostgreSQL (``--postgres URL``, a fresh schema; skipped when the
   server cannot be reached).
 
-Printed per size: lines/s, records/s, peak RSS, and the time as a multiple of the floor. The
+Printed per size: lines/s, records/s, peak RSS (the process's own; with spill workers also their
+largest own peak and the peak of all the processes' RSS together, sampled every 20 ms), and the
+time as a multiple of the floor. The
 download is not part of it (a local file; the engine benchmark shows it is not a factor).
 
-``python -m bench ingest [--quick] [--orders N …] [--postgres URL] [--json FILE]``; default sizes
-100,000 and 1,000,000 orders, ``--quick`` 3,000.
+``python -m bench ingest [--quick] [--orders N …] [--postgres URL] [--json FILE] [--files DIR]``;
+default sizes 100,000 and 1,000,000 orders, ``--quick`` 3,000; ``--files`` keeps the result files
+(the same seed gives the same file) for the next run instead of making them again.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 from pathlib import Path
@@ -91,9 +96,17 @@ def _child_floor(path: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t0, "lines": lines}
 
 
-async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
-    import resource
+class _WorkerPeaks(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.peaks: list[float | None] = []
 
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "peak_rss_mb"):
+            self.peaks.append(record.peak_rss_mb)
+
+
+async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
     from shopsync.engine import bulk_files
     from shopsync.engine.spill_worker import parts_for
     from shopsync.observability.events import NullObserver
@@ -103,6 +116,10 @@ async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
     from shopsync.state.open import open_storage
 
     orders = load_resources()["orders"]
+    # The spill workers' own peak RSS, from what the ingest logs of each (its DEBUG lines).
+    worker_peaks = _WorkerPeaks()
+    logging.getLogger("shopsync.engine.spill_worker").addHandler(worker_peaks)
+    logging.getLogger("shopsync.engine.spill_worker").setLevel(logging.DEBUG)
     storage = await open_storage(url)
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
@@ -126,11 +143,11 @@ async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
         await storage.close()
         shutil.rmtree(work, ignore_errors=True)
     settings = SyncConfig()
-    workers = parts_for(path.stat().st_size, workers=settings.ingest_workers, memory_budget=settings.ingest_memory)
-    # The spill workers are this process's only children: the largest one's peak RSS.
-    largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workers > 1 else 0.0
+    size = os.path.getsize(path)  # noqa: ASYNC240 (the measured part is over)
+    workers = parts_for(size, workers=settings.ingest_workers, memory_budget=settings.ingest_memory)
+    peaks = [p for p in worker_peaks.peaks if p is not None]
     return {"seconds": seconds, "roots": roots, "records": written, "workers": workers if workers > 1 else 0,
-            "worker_peak_rss_mb": largest}  # fmt: skip
+            "worker_peak_rss_mb": max(peaks, default=0.0)}  # fmt: skip
 
 
 def _child_sqlite_alone(path: Path, db: Path) -> dict[str, Any]:
@@ -175,18 +192,6 @@ def _child_sqlite_alone(path: Path, db: Path) -> dict[str, Any]:
     return {"seconds": seconds, "records": records}
 
 
-def _peak_rss_mb() -> float | None:
-    """This process's own peak RSS since its ``exec`` (``VmHWM``; ``ru_maxrss`` would include
-    the parent's pages the child had between fork and exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
 def _child(argv: list[str]) -> int:
     kind, path = argv[0], Path(argv[1])
     if kind == "make":
@@ -197,16 +202,51 @@ def _child(argv: list[str]) -> int:
         out = _child_sqlite_alone(path, Path(argv[2]))
     else:
         out = asyncio.run(_child_ingest(path, argv[2]))
-    out["own_peak_rss_mb"] = _peak_rss_mb()
+    from shopsync.procstat import peak_rss_mb  # imports nothing: the floor's figure stays its own
+
+    out["own_peak_rss_mb"] = peak_rss_mb()
     sys.stdout.write(orjson.dumps(out).decode() + "\n")
     return 0
 
 
+def tree_rss_mb(pid: int) -> float:
+    """The RSS of ``pid`` and every process below it, now (MiB; Linux ``/proc``)."""
+    total = 0
+    stack, seen = [pid], set()
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+            for task in os.listdir(f"/proc/{p}/task"):
+                stack.extend(int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total / 1024
+
+
 def run_child(*args: str) -> dict[str, Any]:
-    """One child run: what it printed, plus its own peak RSS (MB) and CPU seconds."""
+    """One child run: what it printed, plus its own peak RSS (MB), the peak of the RSS of it and
+    its own children together (sampled every 20 ms: the spill workers) and its CPU seconds."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([sys.executable, "-m", "bench.ingest", "--child", *args], stdout=out, stderr=err)
+        peak = [0.0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                peak[0] = max(peak[0], tree_rss_mb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
+        sampler.join()
         code = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -214,6 +254,7 @@ def run_child(*args: str) -> dict[str, Any]:
             raise RuntimeError(f"bench child {args[0]} exited {code}: {err.read().decode(errors='replace')[-3000:]}")
         result = orjson.loads(out.read().splitlines()[-1])
     result["peak_rss_mb"] = result.pop("own_peak_rss_mb") or usage.ru_maxrss / 1024
+    result["tree_peak_rss_mb"] = peak[0]
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
 
@@ -248,13 +289,19 @@ def _remove_database(db: Path) -> None:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
 
 
-def measure(orders: int, work: Path, pg_base: str | None) -> dict[str, Any]:
-    path = work / f"orders-{orders}.jsonl"
+def measure(orders: int, work: Path, pg_base: str | None, *, files: Path | None = None) -> dict[str, Any]:
+    path = (files or work) / f"orders-{orders}.jsonl"
+    count = path.with_suffix(".lines")
     t0 = time.perf_counter()
-    lines = run_child("make", str(path), str(orders))["lines"]  # keeps this process small
-    made = time.perf_counter() - t0
+    if files is not None and path.exists() and count.exists():
+        lines, how = int(count.read_text()), "made by an earlier run"
+    else:
+        lines = run_child("make", str(path), str(orders))["lines"]  # keeps this process small
+        how = f"made in {time.perf_counter() - t0:.0f} s"
+        if files is not None:
+            count.write_text(str(lines))
     size = path.stat().st_size
-    print(f"{orders:,} orders: {lines:,} lines, {size / 1e6:,.0f} MB (made in {made:.0f} s)", flush=True)
+    print(f"{orders:,} orders: {lines:,} lines, {size / 1e6:,.0f} MB ({how})", flush=True)
     out: dict[str, Any] = {"orders": orders, "lines": lines, "bytes": size}
     out["floor"] = run_child("floor", str(path))
     db = work / "ingest.db"
@@ -266,7 +313,8 @@ def measure(orders: int, work: Path, pg_base: str | None) -> dict[str, Any]:
         url = _pg_url(pg_base)
         if url is not None:
             out["postgresql"] = run_child("postgresql", str(path), url)
-    path.unlink()
+    if files is None:
+        path.unlink()
     floor = out["floor"]["seconds"]
     for sink in ("sqlite", "sqlite_alone", "postgresql"):
         if sink in out:
@@ -304,7 +352,7 @@ def report(results: list[dict[str, Any]]) -> str:
                 # SQLite alone's process also reassembles (untimed): its RSS is not the sink's.
                 rss = "" if sink == "sqlite_alone" else f"{s['peak_rss_mb']:.0f} MB"
                 if s.get("workers"):
-                    rss += f" + {s['workers']} × {s['worker_peak_rss_mb']:.0f} MB"
+                    rss += f"; workers ≤ {s['worker_peak_rss_mb']:.0f} MB; all {s['tree_peak_rss_mb']:.0f} MB"
                 rows.append(
                     f"| {r['orders']:,} | {r['lines']:,} | {what}"
                     f" | {s['seconds']:.2f} s | {s['lines_per_s']:,.0f} | {s['records_per_s']:,.0f}"
@@ -322,12 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, action="append", help="a size to run (repeatable)")
     parser.add_argument("--postgres", default=DEFAULT_PG, help="PostgreSQL server for the second sink ('' to skip)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--files", type=Path, help="keep the result files in this directory and reuse them in later runs")
     args = parser.parse_args(argv)
     sizes = tuple(args.orders) if args.orders else QUICK_SIZES if args.quick else DEFAULT_SIZES
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         for orders in sizes:
-            results.append(measure(orders, Path(tmp), args.postgres or None))
+            results.append(measure(orders, Path(tmp), args.postgres or None, files=args.files))
     print(report(results), flush=True)
     if args.json:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

@@ -45,7 +45,7 @@ import orjson
 
 from shopsync.engine.bulk_shape import BulkShape
 from shopsync.engine.record_text import SLOT, exact_copy, fill_template, record_template
-from shopsync.engine.spill import ORPHANS, PART_SHIFT, SpillData, connect_index, open_index
+from shopsync.engine.spill import INDEX_CACHE_KIB, ORPHANS, PART_SHIFT, SpillData, connect_index, open_index
 from shopsync.errors import BulkFileError, StorageError
 from shopsync.fsutil import create_private_file, describe_os_error, ensure_private_dir
 from shopsync.shopify.gid import gid_type
@@ -156,6 +156,8 @@ class BulkReassembler:
         self._opened = False
         self._finalized = False
         self._owner: dict[str, str] = {}
+        #: SQLite's page cache of the spill index (a spill worker's is smaller: it only appends).
+        self.index_cache_kib = INDEX_CACHE_KIB
         #: Set by :meth:`seal_part`: a spill worker leaves its files to the process adopting them.
         self._keep_files = False
         #: Adopted parts (:meth:`adopt_parts`), each read through its own data file.
@@ -201,7 +203,7 @@ class BulkReassembler:
     def _spill(self) -> None:
         """Move everything held in memory to the spill file; later lines go there too."""
         self._data.open()
-        self._db = connect_index(self.spill_path)
+        self._db = connect_index(self.spill_path, cache_kib=self.index_cache_kib)
         self.spilled = True
         for gid, (seq, updated_at, text) in self._mem_roots.items():
             self._roots.append((gid, seq, updated_at, *self._data.append(text)))

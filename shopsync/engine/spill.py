@@ -16,7 +16,7 @@ from pathlib import Path
 from shopsync.errors import StorageError
 from shopsync.fsutil import describe_os_error, open_private
 
-__all__ = ["ORPHANS", "PART_SHIFT", "SpillData", "connect_index", "open_index"]
+__all__ = ["INDEX_CACHE_KIB", "ORPHANS", "PART_SHIFT", "WORKER_CACHE_KIB", "SpillData", "connect_index", "open_index"]
 
 #: Texts gathered before one write to the data file.
 DATA_BUFFER = 1 << 20
@@ -98,7 +98,14 @@ class SpillData:
         self._size = 0
 
 
-def connect_index(path: Path) -> sqlite3.Connection:
+#: KiB of SQLite page cache of a spill index: the merged one (its index builds and its orphan
+#: joins at the file's end), and a worker's, which only appends (rows by line number; record ids
+#: arrive nearly in order) or reads its indexes in order.
+INDEX_CACHE_KIB = 16384
+WORKER_CACHE_KIB = 4096
+
+
+def connect_index(path: Path, *, cache_kib: int = INDEX_CACHE_KIB) -> sqlite3.Connection:
     """Open the spill index at ``path`` (created private by the reassembler) with its three tables."""
     try:
         db = sqlite3.connect(path, isolation_level=None)
@@ -106,7 +113,7 @@ def connect_index(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA locking_mode=EXCLUSIVE")
-        db.execute("PRAGMA cache_size=-16384")  # KiB: keeps SQLite's own memory bounded
+        db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")  # KiB: keeps SQLite's own memory bounded
         db.execute("PRAGMA temp_store=FILE")
         # Small rows only: the texts are in the data file beside it (``off``, ``len``), appended
         # in file order, so an insert never moves kilobytes of JSON around a B-tree.
@@ -134,7 +141,7 @@ def open_index(path: Path) -> sqlite3.Connection:
     """Open a finished spill index at ``path`` read-only (a spill worker reading records back)."""
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        db.execute("PRAGMA cache_size=-16384")
+        db.execute(f"PRAGMA cache_size=-{WORKER_CACHE_KIB}")
         db.execute("PRAGMA temp_store=FILE")
     except sqlite3.Error as exc:
         raise StorageError(f"{path}: cannot open the bulk spill file: {exc}") from exc

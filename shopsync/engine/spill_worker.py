@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import struct
 import subprocess
@@ -38,8 +39,12 @@ import orjson
 import shopsync
 from shopsync.engine.bulk_shape import BulkShape
 from shopsync.engine.reassembly import LINE_PREFIX, BulkReassembler, SpillPart
+from shopsync.engine.spill import WORKER_CACHE_KIB
 from shopsync.errors import BulkFileError, StorageError
 from shopsync.fsutil import describe_os_error
+from shopsync.procstat import peak_rss_mb
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MIN_PART_BYTES", "parts_for", "spill_in_parts", "split_ranges", "texts_from_worker"]
 
@@ -170,6 +175,9 @@ def texts_from_worker(
             header = orjson.loads(out.read(header_len))
             blob = out.read(blob_len)
             if "end" in header:
+                log.debug("%s: records read back by a spill worker in %.2f s (peak RSS %s MiB)", path,
+                          header.get("seconds", 0.0), header.get("peak_rss_mb"),
+                          extra={"peak_rss_mb": header.get("peak_rss_mb")})  # fmt: skip
                 break
             if "error" in header:
                 raise (BulkFileError if header.get("kind") == "bulk" else StorageError)(str(header["error"]))
@@ -250,6 +258,8 @@ def _answer(path: Path, proc: subprocess.Popen[bytes], out: IO[bytes], err: IO[b
     if "lines" not in answer:
         _fail(path, proc, err, "failed")
     problem = answer.get("problem")
+    log.debug("%s: %d lines spilled by a worker in %.2f s (peak RSS %s MiB)", path, answer["lines"],
+              answer.get("seconds", 0.0), answer.get("peak_rss_mb"), extra={"peak_rss_mb": answer.get("peak_rss_mb")})  # fmt: skip
     return SpillPart(
         index=Path(answer["index"]), data=Path(answer["data"]), lines=int(answer["lines"]),
         root_lines=int(answer["root_lines"]), parent_lines=int(answer["parent_lines"]),
@@ -264,6 +274,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Spill one part; what the worker answers."""
     shape = BulkShape.from_json(job["shape"])
     reassembler = BulkReassembler(shape, Path(job["spill"]), strict=bool(job["strict"]), memory_budget=0)
+    reassembler.index_cache_kib = WORKER_CACHE_KIB
     with reassembler:
         problem = None
         try:
@@ -291,6 +302,7 @@ def send_texts(job: dict[str, Any], out: IO[bytes]) -> None:
         out.write(_FRAME.pack(len(head), len(blob)) + head)
         out.write(blob)
 
+    started = time.perf_counter()
     try:
         with BulkReassembler.reader(BulkShape.from_json(job["shape"]), job["spilled"]) as reassembler:
             records: list[tuple[str, str | None, int]] = []
@@ -310,7 +322,7 @@ def send_texts(job: dict[str, Any], out: IO[bytes]) -> None:
     except StorageError as exc:
         frame({"error": str(exc), "kind": "storage"})
     else:
-        frame({"end": True})
+        frame({"end": True, "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()})
     out.flush()
 
 
@@ -325,6 +337,7 @@ def main() -> int:
     except StorageError as exc:
         answer = {"error": str(exc)}
     answer["seconds"] = time.perf_counter() - started
+    answer["peak_rss_mb"] = peak_rss_mb()
     sys.stdout.buffer.write(orjson.dumps(answer) + b"\n")
     return 0
 
