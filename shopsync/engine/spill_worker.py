@@ -56,8 +56,8 @@ _CHUNK = 256 << 10
 _POLL_S = 0.2
 #: A frame of records read back: the lengths of its JSON header and of its texts.
 _FRAME = struct.Struct("<II")
-_SEND_RECORDS = 2000
-_SEND_BYTES = 4 << 20
+_SEND_RECORDS = 500
+_SEND_BYTES = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _PIPE_BYTES = 1 << 20
 #: The environment variables a worker keeps: what the interpreter and the C library read.
