@@ -28,7 +28,7 @@ from shopsync.engine.context import MAX_CONCURRENT_INGEST, StreamContext
 from shopsync.engine.download import download_to_file, iter_line_blocks
 from shopsync.engine.paginated import operation
 from shopsync.engine.reassembly import BulkReassembler
-from shopsync.engine.spill_worker import parts_for, spill_in_parts, texts_from_worker
+from shopsync.engine.spill_worker import SLOTS, parts_for, spill_in_parts, texts_from_worker
 from shopsync.errors import BulkFileError, IntegrityError, QueryError, UrlExpiredError
 from shopsync.queries import builder
 from shopsync.shopify.shape import bulk_operation_problem
@@ -200,10 +200,12 @@ async def _reassembled(
         return False
 
     def work() -> None:
+        parts = 1
         try:
             spill.unlink(missing_ok=True)
             budget = ctx.settings.ingest_memory
-            parts = parts_for(path.stat().st_size, workers=ctx.settings.ingest_workers, memory_budget=budget)
+            workers = ctx.settings.ingest_workers
+            parts = SLOTS.take(parts_for(path.stat().st_size, workers=workers, memory_budget=budget), workers)
             with BulkReassembler(ctx.resource, spill, strict=strict, memory_budget=budget) as reassembler:
                 if parts > 1:
                     if not spill_in_parts(reassembler, path, parts, strict=strict, stop=stop.is_set):
@@ -228,10 +230,14 @@ async def _reassembled(
                 summary.roots = reassembler.parent_lines if ctx.resource.parent_field else reassembler.root_lines
                 summary.orphans = reassembler.orphan_count
                 summary.duplicates = reassembler.duplicate_roots
+            SLOTS.give(parts)  # every worker of this file has ended
+            parts = 1
             spill.unlink(missing_ok=True)
             put(None)
         except BaseException as exc:  # handed to the event loop side, which re-raises it
             put(exc)
+        finally:
+            SLOTS.give(parts)
 
     worker = loop.run_in_executor(_REASSEMBLY_POOL, work)
     try:

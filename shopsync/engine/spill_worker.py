@@ -29,6 +29,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -46,7 +47,7 @@ from shopsync.procstat import peak_rss_mb
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MIN_PART_BYTES", "parts_for", "spill_in_parts", "split_ranges", "texts_from_worker"]
+__all__ = ["MIN_PART_BYTES", "SLOTS", "WorkerSlots", "parts_for", "spill_in_parts", "split_ranges", "texts_from_worker"]
 
 #: A part smaller than this is not worth a process of its own (a worker starts in ~50 ms).
 MIN_PART_BYTES = 16 << 20
@@ -70,6 +71,36 @@ def parts_for(size: int, *, workers: int, memory_budget: int) -> int:
     if workers <= 1 or size <= memory_budget:
         return 1
     return max(1, min(workers, size // MIN_PART_BYTES))
+
+
+class WorkerSlots:
+    """How many spill workers this process runs at once, over every file it reads: at most the
+    ``ingest_workers`` setting, so four files reassembled at once (a sliced backfill) start no
+    more processes than one. A file that finds fewer than two slots free is read in the sync
+    process, as a small one is (thread-safe: files are read in worker threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.in_use = 0
+
+    def take(self, wanted: int, capacity: int) -> int:
+        """Slots for a file that would be read in ``wanted`` parts: that many or fewer, or 1
+        (none taken: read it in this process)."""
+        with self._lock:
+            granted = min(wanted, capacity - self.in_use)
+            if granted < 2:
+                return 1
+            self.in_use += granted
+            return granted
+
+    def give(self, taken: int) -> None:
+        if taken > 1:
+            with self._lock:
+                self.in_use -= taken
+
+
+#: This process's spill workers (the part workers of a file, then its reader, hold its slots).
+SLOTS = WorkerSlots()
 
 
 def split_ranges(path: Path, parts: int) -> list[tuple[int, int]]:

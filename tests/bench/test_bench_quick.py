@@ -127,7 +127,7 @@ def test_ingest_quick(tmp_path: Path) -> None:
     done = run_slice("bench", "ingest", "--quick", "--json", str(figures))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     out = done.stdout
-    floor = figure(r"^\| 3,000 \| ([\d,]+) \| orjson.loads of every line \(floor\) \| ([\d.]+) s \| ([\d,]+) \|", out)
+    floor = figure(r"^\| 3,000 \| ([\d,]+) \| orjson.loads of every line \(floor: median of 3 runs, [\d.]+–[\d.]+ s\) \| ([\d.]+) s \| ([\d,]+) \|", out)
     sqlite = figure(r"^\| 3,000 \| ([\d,]+) \| ingest into SQLite \| ([\d.]+) s \| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \| (\d+) MB \|", out)
     assert floor[1] == sqlite[1] and number(floor[1]) > 3_000  # the same file: orders and their line items
     assert number(sqlite[4]) > 0 and float(sqlite[5]) >= 1.0 and int(sqlite[6]) > 0

@@ -228,6 +228,19 @@ def test_a_worker_gets_no_secret_from_the_environment(monkeypatch: pytest.Monkey
     assert (Path(env["PYTHONPATH"]) / "shopsync" / "engine" / "spill_worker.py").is_file()
 
 
+def test_worker_slots_never_grant_more_than_the_capacity_nor_a_lone_worker() -> None:
+    slots = spill_worker.WorkerSlots()
+    assert slots.take(2, 3) == 2 and slots.in_use == 2
+    assert slots.take(2, 3) == 1 and slots.in_use == 2  # one slot free: read in this process
+    slots.give(1)  # a file read in this process held none
+    assert slots.in_use == 2
+    slots.give(2)
+    assert slots.take(4, 3) == 3 and slots.take(2, 5) == 2 and slots.in_use == 5
+    slots.give(3)
+    slots.give(2)
+    assert slots.in_use == 0
+
+
 def test_parts_for_reads_a_file_alone_until_it_passes_the_budget_and_a_part_is_worth_a_process() -> None:
     part = spill_worker.MIN_PART_BYTES
     assert spill_worker.parts_for(10 * part, workers=1, memory_budget=0) == 1
