@@ -19,6 +19,14 @@ it there. Both give the same records in the same order (ordered by id, children 
 the budget only decides how much memory is used, so peak memory is the budget (or one batch of
 spill inserts) plus one record, whatever the file's size.
 
+Past the budget a file may also be read on several cores (:mod:`~shopsync.engine.spill_worker`):
+worker processes each read a part of it into a spill of their own (:meth:`BulkReassembler.seal_part`),
+the parts are merged in file order as if fed here (:meth:`BulkReassembler.adopt_parts`: the same
+line numbers, copies and orphans), and another worker reads the records back
+(:meth:`BulkReassembler.hand_over`, :meth:`BulkReassembler.reader`). A resource reaches the
+workers as a :class:`~shopsync.engine.bulk_shape.BulkShape`, which is why this module needs only
+that of it.
+
 Which nested connection a child belongs to is read from its GID type (``gid://shopify/LineItem/…``
 → the connection whose nodes are ``LineItem``); resource loading guarantees the types are unique.
 For a ``parent.child`` resource (``locations.inventoryLevels``) the parent lines are skipped and the
