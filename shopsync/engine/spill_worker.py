@@ -198,13 +198,16 @@ def texts_from_worker(
     proc, out, err = _start(path, job, stream=True)
     assert out is not None
     try:
-        while not stop():
-            head = out.read(_FRAME.size)
-            if len(head) != _FRAME.size:
+        def read(n: int) -> bytes:
+            data = out.read(n)
+            if len(data) != n:
                 _fail(path, proc, err, "ended before its last record")
-            header_len, blob_len = _FRAME.unpack(head)
-            header = orjson.loads(out.read(header_len))
-            blob = out.read(blob_len)
+            return data
+
+        while not stop():
+            header_len, blob_len = _FRAME.unpack(read(_FRAME.size))
+            header = orjson.loads(read(header_len))
+            blob = read(blob_len)
             if "end" in header:
                 log.debug("%s: records read back by a spill worker in %.2f s (peak RSS %s MiB)", path,
                           header.get("seconds", 0.0), header.get("peak_rss_mb"),
@@ -216,6 +219,8 @@ def texts_from_worker(
             for gid, updated_at, length in header["records"]:
                 yield gid, updated_at, blob[at : at + length]
                 at += length
+            if at != blob_len:
+                raise StorageError(f"{path}: a bulk spill worker sent {blob_len} bytes of records for {at}")
     finally:
         if proc.poll() is None:
             proc.kill()

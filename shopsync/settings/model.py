@@ -315,8 +315,9 @@ class SyncConfig:
     #: 0: always through the file. 32 MB: a sync process is ~140 MB before any file (the pinned
     #: schema, the resources), and 64 MB took its peak to 215 MB, past the 200 MB it should keep.
     ingest_memory: int = 32 * 1024 * 1024
-    #: Processes that read a bulk file past ``ingest_memory`` at once, one part of it each
-    #: (shopsync.engine.spill_worker); 1: the sync process reads every file itself.
+    #: Processes that read a bulk file past ``ingest_memory`` at once, one part of it each, and
+    #: the most a sync process runs at a time over all its files (shopsync.engine.spill_worker);
+    #: 1: the sync process reads every file itself.
     ingest_workers: int = 2
 
     def __post_init__(self) -> None:
