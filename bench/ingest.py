@@ -109,7 +109,6 @@ class _WorkerPeaks(logging.Handler):
 
 async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
     from shopsync.engine import bulk_files
-    from shopsync.engine.spill_worker import parts_for
     from shopsync.observability.events import NullObserver
     from shopsync.queries import load_resources
     from shopsync.settings import SyncConfig
@@ -143,11 +142,9 @@ async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
     finally:
         await storage.close()
         shutil.rmtree(work, ignore_errors=True)
-    settings = SyncConfig()
-    size = os.path.getsize(path)  # noqa: ASYNC240 (the measured part is over)
-    workers = parts_for(size, workers=settings.ingest_workers, memory_budget=settings.ingest_memory)
+    # Each worker that ran (the parts' and the reader) logged its peak.
     peaks = [p for p in worker_peaks.peaks if p is not None]
-    return {"seconds": seconds, "roots": roots, "records": written, "workers": workers if workers > 1 else 0,
+    return {"seconds": seconds, "roots": roots, "records": written, "workers": len(worker_peaks.peaks),
             "worker_peak_rss_mb": max(peaks, default=0.0)}  # fmt: skip
 
 
@@ -212,23 +209,22 @@ def _child(argv: list[str]) -> int:
 
 def tree_rss_mb(pid: int) -> float:
     """The RSS of ``pid`` and every process below it, now (MiB; Linux ``/proc``)."""
-    total = 0
+    from shopsync.procstat import memory_mb
+
+    total = 0.0
     stack, seen = [pid], set()
     while stack:
         p = stack.pop()
         if p in seen:
             continue
         seen.add(p)
+        total += memory_mb("VmRSS", p) or 0.0
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    break
             for task in os.listdir(f"/proc/{p}/task"):
                 stack.extend(int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split())
         except (OSError, ValueError):
             continue
-    return total / 1024
+    return total
 
 
 def run_child(*args: str) -> dict[str, Any]:

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["peak_rss_mb"]
+__all__ = ["memory_mb", "peak_rss_mb"]
+
+
+def memory_mb(key: str, pid: int | str = "self") -> float | None:
+    """A memory figure of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``, …) in MiB; None when the
+    process or the figure is not there."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def peak_rss_mb() -> float | None:
     """This process's own peak RSS since its ``exec``, in MiB (``VmHWM``; ``ru_maxrss`` of a child
     would include the parent's pages it held between fork and exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+    return memory_mb("VmHWM")

@@ -76,6 +76,19 @@ _Rows = tuple[list[tuple[int, "str | None", bytes]], list[tuple[int, "str | None
 #: How every bad line's message starts, before its 1-based number.
 LINE_PREFIX = "bulk result line "
 _SPILL_SUFFIXES = ("", "-journal", "-wal", "-shm", ".data")
+#: How a record's copy settles with one already spilled: the newer ``updatedAt`` wins, the later
+#: line on a tie (ISO 8601 UTC timestamps of one format compare as text).
+_KEEP_NEWEST_ROOT = (
+    " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at,"
+    " off = excluded.off, len = excluded.len WHERE excluded.updated_at >= roots.updated_at"
+)
+#: A record line spilled here, and a part's records merged in (line numbers and text offsets moved
+#: by the part's place); constants only, nothing spliced in.
+_INSERT_ROOT = "INSERT INTO roots (id, seq, updated_at, off, len) VALUES (?, ?, ?, ?, ?)" + _KEEP_NEWEST_ROOT  # noqa: S608
+_MERGE_ROOTS = (
+    "INSERT INTO roots (id, seq, updated_at, off, len) SELECT id, seq + ?, updated_at, off + ?, len"  # noqa: S608
+    " FROM part.roots WHERE true" + _KEEP_NEWEST_ROOT
+)
 
 
 def line_error(line: int, what: str) -> BulkFileError:
@@ -308,13 +321,7 @@ class BulkReassembler:
                 db.execute("BEGIN")
                 # Within a part a record's copies were already settled the same way (the later
                 # line wins a tie), so only copies in different parts meet here, in file order.
-                db.execute(
-                    "INSERT INTO roots (id, seq, updated_at, off, len) SELECT id, seq + ?, updated_at, off + ?, len"
-                    " FROM part.roots WHERE true ON CONFLICT (id) DO UPDATE SET seq = excluded.seq,"
-                    " updated_at = excluded.updated_at, off = excluded.off, len = excluded.len"
-                    " WHERE excluded.updated_at >= roots.updated_at",
-                    (base, shift),
-                )
+                db.execute(_MERGE_ROOTS, (base, shift))
                 db.execute(
                     "INSERT INTO children (seq, root_id, conn, id, off, len)"
                     " SELECT seq + ?, root_id, conn, id, off + ?, len FROM part.children",
@@ -346,9 +353,9 @@ class BulkReassembler:
             raise RuntimeError("hand_over() needs a spilled file")
         self._db.close()
         self._db = None
-        parts = bool(self._part_data)
-        data = [str(d.path) for d in self._part_data] if parts else [str(self.data_path)]
-        return {"index": str(self.spill_path), "data": data, "parts": parts}
+        # A file fed here is one part, number 0: its offsets need no tag.
+        data = [str(d.path) for d in self._part_data] or [str(self.data_path)]
+        return {"index": str(self.spill_path), "data": data}
 
     @classmethod
     def reader(cls, shape: BulkShape, spilled: dict[str, Any]) -> BulkReassembler:
@@ -358,13 +365,9 @@ class BulkReassembler:
         self._keep_files = self._opened = self._finalized = True
         self.spilled = True
         self._db = open_index(self.spill_path)
-        data = [SpillData(Path(p)) for p in spilled["data"]]
-        for d in data:
-            d.open_existing()
-        if spilled["parts"]:
-            self._part_data = data
-        else:
-            self._data = data[0]
+        self._part_data = [SpillData(Path(p)) for p in spilled["data"]]
+        for data in self._part_data:
+            data.open_existing()
         return self
 
     def _read_part(self, off: int, length: int) -> bytes:
@@ -483,13 +486,7 @@ class BulkReassembler:
         assert self._db is not None
         try:
             if self._roots:
-                # ISO 8601 UTC timestamps of one format compare as text.
-                self._db.executemany(
-                    "INSERT INTO roots (id, seq, updated_at, off, len) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
-                    " SET seq = excluded.seq, updated_at = excluded.updated_at, off = excluded.off, len = excluded.len"
-                    " WHERE excluded.updated_at >= roots.updated_at",
-                    self._roots,
-                )
+                self._db.executemany(_INSERT_ROOT, self._roots)
                 self._roots.clear()
             if self._children:
                 self._db.executemany(
