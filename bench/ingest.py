@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 import types
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -151,12 +152,12 @@ async def _child_ingest(path: Path, url: str) -> dict[str, Any]:
 def _child_sqlite_alone(path: Path, db: Path) -> dict[str, Any]:
     import sqlite3
 
-    from shopsync.engine.bulk_files import record_batches
+    from shopsync.engine.bulk_files import record_batches, text_columns
     from shopsync.engine.reassembly import BulkReassembler
     from shopsync.queries import load_resources
     from shopsync.settings import SyncConfig
     from shopsync.state.sqlite import PAGE_SIZE
-    from shopsync.state.sqlite_sink import _table_sql
+    from shopsync.state.sqlite_sink import _table_sql, upsert_rows
 
     resource = load_resources()["orders"]
     sql = _table_sql(resource.name)
@@ -168,7 +169,7 @@ def _child_sqlite_alone(path: Path, db: Path) -> dict[str, Any]:
     seconds = 0.0
     records = 0
 
-    def write(rows: list[tuple[str, str, str | None, bytes, str]]) -> float:
+    def write(rows: Iterable[tuple[str, str, str | None, bytes, str]]) -> float:
         t0 = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(sql.upsert, rows)
@@ -181,8 +182,8 @@ def _child_sqlite_alone(path: Path, db: Path) -> dict[str, Any]:
             with path.open("rb") as fh:
                 reassembler.feed_lines(fh)
             # The ingest's own batches, as the sink binds them (SqliteSink.write_in).
-            for batch in record_batches(reassembler.texts(), "bench", resource.name):
-                seconds += write([(r.shop, r.id, r.updated_at, r.json_bytes(), "2026-01-01T00:00:00Z") for r in batch])
+            for batch in record_batches(text_columns(reassembler.texts()), "bench", resource.name):
+                seconds += write(upsert_rows(batch, "2026-01-01T00:00:00Z"))
                 records += len(batch)
     finally:
         conn.close()

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,11 @@ from shopsync.engine.context import MAX_CONCURRENT_INGEST, StreamContext
 from shopsync.engine.download import download_to_file, iter_line_blocks
 from shopsync.engine.paginated import operation
 from shopsync.engine.reassembly import BulkReassembler
-from shopsync.engine.spill_worker import SLOTS, parts_for, spill_in_parts, texts_from_worker
+from shopsync.engine.spill_worker import SLOTS, TextColumns, columns_from_worker, parts_for, spill_in_parts
 from shopsync.errors import BulkFileError, IntegrityError, QueryError, UrlExpiredError
 from shopsync.queries import builder
 from shopsync.shopify.shape import bulk_operation_problem
-from shopsync.state.models import BulkOperationRecord, Record, StreamState
+from shopsync.state.models import BulkOperationRecord, RecordTexts, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -149,35 +150,53 @@ class _FileSummary:
 #: Which reassembled records of a file to write (None: all of them).
 Keep = Callable[[dict[str, Any]], bool] | None
 #: What the reassembly worker hands the event loop: a batch, its failure, or None at the end.
-_Item = list[Record] | BaseException | None
+_Item = RecordTexts | BaseException | None
+#: Records of a file read in this process, gathered into columns this many at a time.
+_CHUNK_RECORDS = 500
+
+
+def text_columns(texts: Iterable[tuple[str, str | None, bytes]]) -> Generator[TextColumns, None, None]:
+    """Reassembled ``texts`` (:meth:`BulkReassembler.texts`) as columns of up to
+    :data:`_CHUNK_RECORDS` records, the form a spill worker sends them in."""
+    it = iter(texts)
+    while chunk := list(itertools.islice(it, _CHUNK_RECORDS)):
+        ids, updated_at, data = zip(*chunk, strict=True)
+        yield list(ids), list(updated_at), list(data)
 
 
 def record_batches(
-    texts: Iterable[tuple[str, str | None, bytes]], shop: str, resource: str, *, keep: Keep = None
-) -> Iterator[list[Record]]:
-    """The records of reassembled ``texts`` (:meth:`BulkReassembler.texts`) in commit batches of
-    up to :data:`INGEST_BATCH` records or about :data:`INGEST_BATCH_BYTES` of JSON.
+    columns: Iterable[TextColumns], shop: str, resource: str, *, keep: Keep = None
+) -> Iterator[RecordTexts]:
+    """The records of reassembled ``columns`` in commit batches of about :data:`INGEST_BATCH`
+    records or :data:`INGEST_BATCH_BYTES` of JSON (a batch ends after the chunk that reaches either).
 
-    Each record's JSON text is made once, in reassembly, and goes to the sink as is.
+    Each record's JSON text is made once, in reassembly, and goes to the sink as is, in columns:
+    no object per record (:class:`~shopsync.state.models.RecordTexts`).
     """
-    batch: list[Record] = []
+    ids: list[str] = []
+    updated: list[str | None] = []
+    texts: list[bytes] = []
     size = 0
-    for gid, updated_at, text in texts:
-        if keep is not None and not keep(orjson.loads(text)):
-            continue
-        batch.append(Record(shop=shop, resource=resource, id=gid, updated_at=updated_at, text=text))
-        size += len(text)
-        if len(batch) >= INGEST_BATCH or size >= INGEST_BATCH_BYTES:
-            yield batch
-            batch = []
-            size = 0
-    if batch:
-        yield batch
+    for chunk_ids, chunk_updated, chunk_texts in columns:
+        if keep is not None:
+            kept = [i for i, text in enumerate(chunk_texts) if keep(orjson.loads(text))]
+            chunk_ids = [chunk_ids[i] for i in kept]
+            chunk_updated = [chunk_updated[i] for i in kept]
+            chunk_texts = [chunk_texts[i] for i in kept]
+        ids += chunk_ids
+        updated += chunk_updated
+        texts += chunk_texts
+        size += sum(map(len, chunk_texts))
+        if len(ids) >= INGEST_BATCH or size >= INGEST_BATCH_BYTES:
+            yield RecordTexts(shop, resource, ids, updated, texts)
+            ids, updated, texts, size = [], [], [], 0
+    if ids:
+        yield RecordTexts(shop, resource, ids, updated, texts)
 
 
 async def _reassembled(
     ctx: StreamContext, path: Path, spill: Path, summary: _FileSummary, *, keep: Keep = None, strict: bool = True
-) -> AsyncIterator[list[Record]]:
+) -> AsyncIterator[RecordTexts]:
     """Batches of complete records from a result file, reassembled in a worker thread.
 
     Parsing, the spill database and serialising are CPU and disk work proportional to the file;
@@ -218,9 +237,12 @@ async def _reassembled(
                         summary.lines = reassembler.lines
                 summary.lines = reassembler.lines
                 # A file read in parts is read back by a worker too, while this process writes.
-                texts = texts_from_worker(reassembler, path, stop=stop.is_set) if parts > 1 else reassembler.texts()
-                with contextlib.closing(texts):
-                    for batch in record_batches(texts, ctx.shop.name, ctx.resource.name, keep=keep):
+                columns = (
+                    columns_from_worker(reassembler, path, stop=stop.is_set) if parts > 1
+                    else text_columns(reassembler.texts())
+                )  # fmt: skip
+                with contextlib.closing(columns):
+                    for batch in record_batches(columns, ctx.shop.name, ctx.resource.name, keep=keep):
                         if not put(batch):
                             return
                 if stop.is_set():  # the worker's records were cut short: this is not the file's end

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import struct
@@ -47,7 +48,13 @@ from shopsync.procstat import peak_rss_mb
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MIN_PART_BYTES", "SLOTS", "WorkerSlots", "parts_for", "spill_in_parts", "split_ranges", "texts_from_worker"]
+__all__ = [
+    "MIN_PART_BYTES", "SLOTS", "TextColumns", "WorkerSlots", "columns_from_worker", "parts_for", "spill_in_parts",
+    "split_ranges", "texts_from_worker",
+]  # fmt: skip
+
+#: Records as columns: their ids, ``updatedAt`` values and JSON texts (what one frame carries).
+TextColumns = tuple[list[str], list["str | None"], list[bytes]]
 
 #: A part smaller than this is not worth a process of its own (a worker starts in ~50 ms).
 MIN_PART_BYTES = 16 << 20
@@ -185,14 +192,25 @@ def spill_in_parts(
 def texts_from_worker(
     reassembler: BulkReassembler, path: Path, *, stop: Callable[[], bool]
 ) -> Generator[tuple[str, str | None, bytes], None, None]:
+    """:func:`columns_from_worker`, one record at a time: ``(id, updatedAt, JSON text)``."""
+    with contextlib.closing(columns_from_worker(reassembler, path, stop=stop)) as frames:
+        for ids, updated_at, texts in frames:
+            yield from zip(ids, updated_at, texts, strict=True)
+
+
+def columns_from_worker(
+    reassembler: BulkReassembler, path: Path, *, stop: Callable[[], bool]
+) -> Generator[TextColumns, None, None]:
     """The records of a spilled file (:meth:`BulkReassembler.texts`), read back and built by a
     spill worker while this process writes them: reading the spill back is CPU work as large as
     the sink's, and in one process the two would take turns under one interpreter lock.
 
     Counts and orphans are settled here first (:meth:`~BulkReassembler.hand_over`: an orphan in
-    a complete file raises before anything is read back). Records come in batches, in id order;
-    a failure of the worker raises :class:`StorageError` naming the file, a record the worker
-    cannot build its :class:`BulkFileError`. Closing the iterator kills the worker.
+    a complete file raises before anything is read back). Records come as the worker sent them,
+    a frame at a time, as columns (their ids, ``updatedAt`` values and texts), in id order: this
+    process makes no object per record. A failure of the worker raises :class:`StorageError`
+    naming the file, a record the worker cannot build its :class:`BulkFileError`. Closing the
+    iterator kills the worker.
     """
     job = {"kind": "texts", "shape": reassembler.shape.to_json(), "spilled": reassembler.hand_over()}
     proc, out, err = _start(path, job, stream=True)
@@ -215,12 +233,11 @@ def texts_from_worker(
                 break
             if "error" in header:
                 raise (BulkFileError if header.get("kind") == "bulk" else StorageError)(str(header["error"]))
-            at = 0
-            for gid, updated_at, length in header["records"]:
-                yield gid, updated_at, blob[at : at + length]
-                at += length
-            if at != blob_len:
-                raise StorageError(f"{path}: a bulk spill worker sent {blob_len} bytes of records for {at}")
+            ids, updated_at, lengths = header["records"]
+            if sum(lengths) != blob_len or not len(ids) == len(updated_at) == len(lengths):
+                raise StorageError(f"{path}: a bulk spill worker sent a frame whose records do not add up")
+            ends = list(itertools.accumulate(lengths))
+            yield ids, updated_at, [blob[end - n : end] for end, n in zip(ends, lengths, strict=True)]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -330,8 +347,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 def send_texts(job: dict[str, Any], out: IO[bytes]) -> None:
     """Read a spill's records back and write them to ``out`` in frames of up to
-    :data:`_SEND_RECORDS` records or about :data:`_SEND_BYTES` bytes: a header (JSON: each
-    record's id, ``updatedAt`` and length) and the records' texts one after another."""
+    :data:`_SEND_RECORDS` records or about :data:`_SEND_BYTES` bytes: a header (JSON: the
+    records' ids, ``updatedAt`` values and lengths, as three lists) and their texts one after
+    another."""
 
     def frame(header: dict[str, Any], blob: bytes = b"") -> None:
         head = orjson.dumps(header)
@@ -341,18 +359,22 @@ def send_texts(job: dict[str, Any], out: IO[bytes]) -> None:
     started = time.perf_counter()
     try:
         with BulkReassembler.reader(BulkShape.from_json(job["shape"]), job["spilled"]) as reassembler:
-            records: list[tuple[str, str | None, int]] = []
+            ids: list[str] = []
+            updated: list[str | None] = []
+            lengths: list[int] = []
             texts: list[bytes] = []
             size = 0
             for gid, updated_at, text in reassembler.texts():
-                records.append((gid, updated_at, len(text)))
+                ids.append(gid)
+                updated.append(updated_at)
+                lengths.append(len(text))
                 texts.append(text)
                 size += len(text)
-                if len(records) >= _SEND_RECORDS or size >= _SEND_BYTES:
-                    frame({"records": records}, b"".join(texts))
-                    records, texts, size = [], [], 0
-            if records:
-                frame({"records": records}, b"".join(texts))
+                if len(ids) >= _SEND_RECORDS or size >= _SEND_BYTES:
+                    frame({"records": (ids, updated, lengths)}, b"".join(texts))
+                    ids, updated, lengths, texts, size = [], [], [], [], 0
+            if ids:
+                frame({"records": (ids, updated, lengths)}, b"".join(texts))
     except BulkFileError as exc:
         frame({"error": str(exc), "kind": "bulk"})
     except StorageError as exc:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import orjson
 
@@ -380,6 +381,55 @@ class Record:
         if self.text is not None:
             return self.text
         return orjson.dumps(self.data, option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTexts(Sequence[Record]):
+    """A batch of records of one shop and resource held as columns, each record's JSON text made.
+
+    What a bulk file's reassembly hands the sink, thousands at a time: a :class:`Record` per
+    record cost more than the sink's own work for it, and as Python work beside the database
+    thread it slowed the sink's writes too (they take turns under the interpreter lock). The
+    sinks that bind columns read :attr:`ids`, :attr:`updated_at` and :attr:`texts` as they are
+    (:func:`shopsync.state.table.record_columns`); any other use sees a sequence of records, each
+    made when asked for. The same checks as :class:`Record`: every record has an id, and
+    ``updated_at`` values are normalised to ``…Z`` second precision.
+    """
+
+    shop: str
+    resource: str
+    ids: list[str]
+    updated_at: list[str | None]
+    texts: list[bytes]
+
+    def __post_init__(self) -> None:
+        if not len(self.ids) == len(self.updated_at) == len(self.texts):
+            raise ValueError(
+                f"a batch of {self.resource} has {len(self.ids)} ids, {len(self.updated_at)} updatedAt values"
+                f" and {len(self.texts)} texts"
+            )
+        if not all(self.ids):
+            raise ValueError("a record needs an id")
+        object.__setattr__(self, "updated_at", [canonical_ts(u) for u in self.updated_at])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Record]: ...
+    def __getitem__(self, index: int | slice) -> Record | list[Record]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return Record(
+            shop=self.shop, resource=self.resource, id=self.ids[index], updated_at=self.updated_at[index],
+            text=self.texts[index],
+        )  # fmt: skip
+
+    def __iter__(self) -> Iterator[Record]:
+        for i in range(len(self.ids)):
+            yield self[i]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

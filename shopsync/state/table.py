@@ -30,7 +30,7 @@ from typing import Generic
 
 from shopsync.queries import Resource
 from shopsync.state.database import ConnT, DatabaseT, DatabaseUser
-from shopsync.state.models import Deletion, Record, WriteResult
+from shopsync.state.models import Deletion, Record, RecordTexts, WriteResult
 from shopsync.state.sink import validate_resource_name
 
 
@@ -66,14 +66,37 @@ def delete_conflict(stored: str) -> str:
 
 def by_resource(
     records: Sequence[Record], deletions: Sequence[Deletion]
-) -> list[tuple[str, list[Record], list[Deletion]]]:
-    """The batch split per resource, in batch order within each, resources in name order."""
-    split: dict[str, tuple[list[Record], list[Deletion]]] = {}
-    for r in records:
-        split.setdefault(r.resource, ([], []))[0].append(r)
+) -> list[tuple[str, Sequence[Record], list[Deletion]]]:
+    """The batch split per resource, in batch order within each, resources in name order (a
+    :class:`RecordTexts` is one resource already: it is passed on whole, as columns)."""
+    split: dict[str, tuple[Sequence[Record], list[Deletion]]] = {}
+    if isinstance(records, RecordTexts):
+        if records:
+            split[records.resource] = (records, [])
+    else:
+        for r in records:
+            split.setdefault(r.resource, ([], []))[0].append(r)  # type: ignore[attr-defined]
     for d in deletions:
         split.setdefault(d.resource, ([], []))[1].append(d)
     return [(resource, *split[resource]) for resource in sorted(split)]
+
+
+def record_resources(records: Sequence[Record]) -> set[str]:
+    """The resources a batch of records holds."""
+    if isinstance(records, RecordTexts):
+        return {records.resource} if records else set()
+    return {r.resource for r in records}
+
+
+def record_columns(records: Sequence[Record]) -> tuple[list[str], list[str], list[str | None], list[bytes]]:
+    """A batch's shops, ids, ``updated_at`` values and JSON texts, as the sinks bind them: a
+    :class:`RecordTexts`'s own lists (no object per record), else read off each :class:`Record`."""
+    if isinstance(records, RecordTexts):
+        return [records.shop] * len(records), records.ids, records.updated_at, records.texts
+    return (
+        [r.shop for r in records], [r.id for r in records], [r.updated_at for r in records],
+        [r.json_bytes() for r in records],
+    )  # fmt: skip
 
 
 def write_result(
@@ -110,7 +133,7 @@ class TableSink(DatabaseUser[DatabaseT], Generic[DatabaseT, ConnT]):
 
     async def prepare(self, records: Sequence[Record], deletions: Sequence[Deletion]) -> None:
         """Create the tables of the batch's resources that do not exist yet (own transaction)."""
-        resources = {r.resource for r in records} | {d.resource for d in deletions}
+        resources = record_resources(records) | {d.resource for d in deletions}
         missing = sorted(resources - self._tables)
         if not missing:
             return

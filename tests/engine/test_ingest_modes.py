@@ -337,3 +337,26 @@ def test_a_spill_file_cut_short_is_an_error_naming_it(tmp_path: Path) -> None:
             data.read(off, length)
     finally:
         data.close()
+
+
+@pytest.mark.parametrize(
+    "records", [(["gid://shopify/Order/1"], [None], [5]), (["gid://shopify/Order/1", "gid://shopify/Order/2"], [None], [1, 2])]
+)
+def test_a_frame_whose_records_do_not_add_up_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, records: tuple[list[str], list[None], list[int]]
+) -> None:
+    """A reader's frame names each record's length; texts that are not those lengths (or columns
+    of different lengths) are a StorageError naming the file, never records cut in the wrong place."""
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(b"".join(orders_file(20)))
+    head = orjson.dumps({"records": records})
+    blob = b'{"a":1}'  # 7 bytes: neither 5 nor 3
+    (tmp_path / "frame").write_bytes(spill_worker._FRAME.pack(len(head), len(blob)) + head + blob)
+    script = tmp_path / "lying-python"
+    script.write_text(f"#!/bin/sh\ncat > /dev/null\ncat {tmp_path / 'frame'}\n")
+    script.chmod(0o755)
+    with BulkReassembler(ORDERS, tmp_path / "s.db") as r:
+        assert spill_worker.spill_in_parts(r, path, 2, strict=True, stop=lambda: False)
+        monkeypatch.setattr(spill_worker.sys, "executable", str(script))
+        with pytest.raises(StorageError, match=r"orders\.jsonl: a bulk spill worker sent a frame whose records do not add up"):
+            list(spill_worker.texts_from_worker(r, path, stop=lambda: False))

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from shopsync.state import BulkOperationRecord, Deletion, Record, StreamState
-from shopsync.state.models import canonical_ts
+from shopsync.state.models import RecordTexts, canonical_ts
 
 
 def test_window_page_complete_cycle() -> None:
@@ -94,3 +94,21 @@ def test_record_normalises_and_serialises() -> None:
         Deletion(shop="a", resource="r", id="g", deleted_at="2026-01-01T00:00:00.5Z").deleted_at
         == "2026-01-01T00:00:00Z"
     )
+
+
+def test_record_texts_are_a_sequence_of_records_with_the_same_checks() -> None:
+    texts = RecordTexts("acme", "orders", ["g1", "g2", "g3"], ["2026-01-01T01:00:00+01:00", None, "2026-01-02T00:00:00Z"],
+                        [b'{"a":1}', b'{"a":2}', b'{"a":3}'])  # fmt: skip
+    assert texts.updated_at == ["2026-01-01T00:00:00Z", None, "2026-01-02T00:00:00Z"]
+    records = [Record(shop="acme", resource="orders", id=f"g{i}", updated_at=u, text=b'{"a":%d}' % i)
+               for i, u in zip((1, 2, 3), texts.updated_at, strict=True)]  # fmt: skip
+    assert len(texts) == 3 and list(texts) == records and texts[1] == records[1] and texts[-1] == records[2]
+    assert texts[1:] == records[1:] and texts[::-2] == records[::-2]
+    with pytest.raises(IndexError):
+        texts[3]
+    with pytest.raises(ValueError, match="a record needs an id"):
+        RecordTexts("acme", "orders", ["g1", ""], [None, None], [b"{}", b"{}"])
+    with pytest.raises(ValueError, match="timestamp"):
+        RecordTexts("acme", "orders", ["g1"], ["yesterday"], [b"{}"])
+    with pytest.raises(ValueError, match="orders has 2 ids, 1 updatedAt values and 2 texts"):
+        RecordTexts("acme", "orders", ["g1", "g2"], [None], [b"{}", b"{}"])

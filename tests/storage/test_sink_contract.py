@@ -9,7 +9,7 @@ import pytest
 
 from shopsync.errors import StorageError
 from shopsync.state import Deletion, Record
-from shopsync.state.models import SinkRow
+from shopsync.state.models import RecordTexts, SinkRow
 from shopsync.state.open import make_sink
 from shopsync.state.sink import Sink
 
@@ -183,3 +183,29 @@ async def test_write_on_closed_sink_raises(open_sink_again: SinkFactory) -> None
     await sink.close()
     with pytest.raises(StorageError, match="not open"):
         await sink.write([rec(T1)])
+
+
+def text_batch(shop: str, rows: list[tuple[str, str | None, bytes]]) -> RecordTexts:
+    ids, updated, texts = (list(column) for column in zip(*rows, strict=True))
+    return RecordTexts(shop, "orders", ids, updated, texts)
+
+
+async def test_a_batch_in_columns_writes_what_its_records_would(sink: Sink) -> None:
+    """A reassembled file's batch (RecordTexts, bound as columns) leaves the rows, counts and
+    normalised timestamps that the same records one by one leave."""
+    rows = [
+        (f"gid://shopify/Order/{i}", ts, b'{"id":"gid://shopify/Order/%d","v":%d}' % (i, i))
+        for i, ts in enumerate([T1, "2026-01-02T01:00:00.250+01:00", None, T3])
+    ]
+    as_columns = await sink.write(text_batch("acme", rows))
+    as_records = await sink.write([Record(shop="zeta", resource="orders", id=g, updated_at=u, text=t) for g, u, t in rows])
+    assert as_columns == as_records and as_columns.written == 4
+    acme, zeta = await sink.read_latest("acme", "orders"), await sink.read_latest("zeta", "orders")
+    assert acme == zeta and acme["gid://shopify/Order/1"].updated_at == "2026-01-02T00:00:00Z"
+    assert [acme[g].data for g, _u, _t in rows] == [t for _g, _u, t in rows]
+
+
+async def test_a_batch_in_columns_holding_an_id_twice_keeps_the_newer(sink: Sink) -> None:
+    newer, older = b'{"id":"gid://shopify/Order/1","v":"t2"}', b'{"id":"gid://shopify/Order/1","v":"t1"}'
+    await sink.write(text_batch("acme", [(GID, T2, newer), (GID, T1, older)]))
+    assert _data((await sink.read_latest("acme", "orders"))[GID]) == newer
