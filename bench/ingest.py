@@ -209,20 +209,31 @@ def _child(argv: list[str]) -> int:
 
 
 def tree_rss_mb(pid: int) -> float:
-    """The RSS of ``pid`` and every process below it, now (MiB; Linux ``/proc``)."""
+    """The RSS of ``pid`` and every process below it, now (MiB; Linux ``/proc``).
+
+    A child still running its parent's command line has not started its own program yet (it is
+    between fork and exec): its pages are its parent's, counted with the parent, not again.
+    """
     from shopsync.procstat import memory_mb
 
     total = 0.0
-    stack, seen = [pid], set()
+    stack: list[tuple[int, bytes | None]] = [(pid, None)]
+    seen = set()
     while stack:
-        p = stack.pop()
+        p, parent_cmdline = stack.pop()
         if p in seen:
             continue
         seen.add(p)
-        total += memory_mb("VmRSS", p) or 0.0
+        try:
+            cmdline = Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline != parent_cmdline:
+            total += memory_mb("VmRSS", p) or 0.0
         try:
             for task in os.listdir(f"/proc/{p}/task"):
-                stack.extend(int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split())
+                children = Path(f"/proc/{p}/task/{task}/children").read_text().split()
+                stack.extend((int(c), cmdline) for c in children)
         except (OSError, ValueError):
             continue
     return total

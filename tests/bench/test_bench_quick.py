@@ -238,3 +238,41 @@ def test_budget_quick(tmp_path: Path) -> None:
         assert clients["shopsync"]["own_view"]["throttled"] == 0
         assert clients["shopsync"]["own_view"]["points_spent"] == clients["shopsync"]["points_spent"]
         assert doc["speedup_over_sequential"] > 0 and doc["speedup_over_semaphore"] > 0
+
+
+def test_the_process_tree_sampler_counts_a_forked_child_once_and_a_started_one_on_its_own() -> None:
+    """bench ingest's all-processes peak: a child between fork and exec shares its parent's pages
+    (it is counted with the parent), a child that started its own program is added."""
+    import os
+    import time
+
+    from bench.ingest import tree_rss_mb
+    from shopsync.procstat import memory_mb
+
+    ballast = bytearray(64 << 20)  # this process well above what a small child holds
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the forked child: waits for the pipe to close, never execs
+        os.close(write_end)
+        os.read(read_end, 1)
+        os._exit(0)
+    os.close(read_end)
+    try:
+        alone = memory_mb("VmRSS", os.getpid()) or 0.0
+        assert alone > 64 and tree_rss_mb(os.getpid()) < alone + 16  # not twice the ballast
+    finally:
+        os.close(write_end)
+        os.waitpid(pid, 0)
+    with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE) as child:
+        assert child.stdin is not None
+        try:
+            child_rss = 0.0
+            deadline = time.monotonic() + 60
+            while child_rss < 5 and child.poll() is None and time.monotonic() < deadline:
+                child_rss = memory_mb("VmRSS", child.pid) or 0.0  # its interpreter starting
+            own = memory_mb("VmRSS", os.getpid()) or 0.0
+            assert tree_rss_mb(os.getpid()) >= own + 5
+        finally:
+            child.stdin.close()
+    del ballast
