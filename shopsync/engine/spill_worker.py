@@ -233,8 +233,12 @@ def columns_from_worker(
                 break
             if "error" in header:
                 raise (BulkFileError if header.get("kind") == "bulk" else StorageError)(str(header["error"]))
-            ids, updated_at, lengths = header["records"]
-            if sum(lengths) != blob_len or not len(ids) == len(updated_at) == len(lengths):
+            try:
+                ids, updated_at, lengths = header["records"]
+                whole = sum(lengths) == blob_len and len(ids) == len(updated_at) == len(lengths)
+            except (KeyError, TypeError, ValueError):
+                whole = False
+            if not whole:
                 raise StorageError(f"{path}: a bulk spill worker sent a frame whose records do not add up")
             ends = list(itertools.accumulate(lengths))
             yield ids, updated_at, [blob[end - n : end] for end, n in zip(ends, lengths, strict=True)]
