@@ -38,7 +38,7 @@ from shopsync.state.models import (
     WriteResult,
 )
 from shopsync.state.sink import Sink, replaces, validate_resource_name
-from shopsync.state.table import by_resource, write_result
+from shopsync.state.table import by_resource, record_resources, write_result
 
 #: The rows of one sink table: (shop, resource) -> id -> newest version.
 _TableKey = tuple[str, str]
@@ -107,7 +107,7 @@ class MemorySink(_MemoryUser):
 
     def write_in(self, records: Sequence[Record], deletions: Sequence[Deletion]) -> WriteResult:
         """Apply the batch now, all or nothing (the step a :class:`MemoryStateStore` commit runs)."""
-        for resource in {r.resource for r in records} | {d.resource for d in deletions}:
+        for resource in record_resources(records) | {d.resource for d in deletions}:
             validate_resource_name(resource)
         staged: _Staged = {}
         written = deleted = 0

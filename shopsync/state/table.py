@@ -69,16 +69,19 @@ def by_resource(
 ) -> list[tuple[str, Sequence[Record], list[Deletion]]]:
     """The batch split per resource, in batch order within each, resources in name order (a
     :class:`RecordTexts` is one resource already: it is passed on whole, as columns)."""
-    split: dict[str, tuple[Sequence[Record], list[Deletion]]] = {}
+    recs: dict[str, Sequence[Record]] = {}
     if isinstance(records, RecordTexts):
         if records:
-            split[records.resource] = (records, [])
+            recs[records.resource] = records
     else:
+        grouped: dict[str, list[Record]] = {}
         for r in records:
-            split.setdefault(r.resource, ([], []))[0].append(r)  # type: ignore[attr-defined]
+            grouped.setdefault(r.resource, []).append(r)
+        recs.update(grouped)
+    dels: dict[str, list[Deletion]] = {}
     for d in deletions:
-        split.setdefault(d.resource, ([], []))[1].append(d)
-    return [(resource, *split[resource]) for resource in sorted(split)]
+        dels.setdefault(d.resource, []).append(d)
+    return [(resource, recs.get(resource, ()), dels.get(resource, [])) for resource in sorted(recs.keys() | dels.keys())]
 
 
 def record_resources(records: Sequence[Record]) -> set[str]:
